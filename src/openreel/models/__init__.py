@@ -1,0 +1,1 @@
+"""Model cards, family modules, weights and tiny builds."""

@@ -1,0 +1,225 @@
+"""ModelCard: everything openreel knows about one model, as data.
+
+Frame rules, native sizes, fps, lengths, memory needs and default settings live on the card and
+nowhere else; the Planner reads them, the family module knows how to call the pipeline. Real
+cards name the published Hugging Face repositories (diffusers layout); tiny cards build random
+weights in code so everything runs offline (their output is noise).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from openreel.errors import UnknownModelError
+
+FAMILIES = ("cogvideox", "mochi", "ltx", "wan", "hunyuan")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    id: str
+    family: str
+    title: str
+    # "hub:<owner>/<repo>" for published weights, "tiny" for the in-code random build.
+    source: str
+    licence: str
+    licence_url: str
+    authors: tuple[str, ...]
+    modes: frozenset[str]
+    # The size the model was trained at (landscape); the planner keeps generation near its area.
+    native_width: int
+    native_height: int
+    fps: int
+    # Valid frame counts are frame_step * k + 1 (the VAE's temporal compression), up to max_frames.
+    frame_step: int
+    max_frames: int
+    # Width and height must be multiples of this (VAE spatial factor x transformer patch size).
+    size_multiple: int
+    default_steps: int
+    default_guidance: float
+    # Rough peak accelerator memory at the native size in bf16, without offloading (GiB).
+    memory_gib: float
+    revision: str | None = None
+    description: str = ""
+    # Steps/guidance for a fast "turbo" run, when the model has a recipe for one.
+    turbo_steps: int | None = None
+    turbo_guidance: float | None = None
+    # Higher is better quality; used to choose defaults (sora-2-pro maps to the best that fits).
+    quality: int = 0
+    # Family-specific pipeline settings (flow shift, guidance-embedding, ...).
+    options: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def is_tiny(self) -> bool:
+        return self.source == "tiny"
+
+    @property
+    def hub_repo(self) -> str | None:
+        return self.source.removeprefix("hub:") if self.source.startswith("hub:") else None
+
+    @property
+    def max_seconds(self) -> float:
+        return self.max_frames / self.fps
+
+    @property
+    def native_area(self) -> int:
+        return self.native_width * self.native_height
+
+    def valid_frames(self, n: int) -> bool:
+        return n >= 1 and (n - 1) % self.frame_step == 0 and n <= self.max_frames
+
+    def frames_for(self, seconds: float) -> int:
+        """The smallest valid frame count that covers ``seconds`` at the native fps."""
+        wanted = max(1, math.ceil(seconds * self.fps - 1e-9))
+        return self.frame_step * math.ceil((wanted - 1) / self.frame_step) + 1
+
+
+_WAN_LICENCE = ("Apache-2.0", "https://www.apache.org/licenses/LICENSE-2.0")
+_LTXV_LICENCE = (
+    "LTX-Video Open Weights License",
+    "https://huggingface.co/Lightricks/LTX-Video/blob/main/LICENSE",
+)
+
+CARDS: tuple[ModelCard, ...] = (
+    # --- CogVideoX (THUDM / Zhipu AI) ---
+    ModelCard(
+        id="cogvideox-2b", family="cogvideox", title="CogVideoX 2B",
+        source="hub:THUDM/CogVideoX-2b", licence="Apache-2.0",
+        licence_url="https://huggingface.co/THUDM/CogVideoX-2b/blob/main/LICENSE",
+        authors=("THUDM", "Zhipu AI"), modes=frozenset({"t2v"}),
+        native_width=720, native_height=480, fps=8, frame_step=4, max_frames=49, size_multiple=16,
+        default_steps=50, default_guidance=6.0, memory_gib=18.0, quality=1,
+        description="Small, quick CogVideoX; 6 s at 8 fps, 720x480.",
+    ),
+    ModelCard(
+        id="cogvideox-5b", family="cogvideox", title="CogVideoX 5B",
+        source="hub:THUDM/CogVideoX-5b", licence="CogVideoX License",
+        licence_url="https://huggingface.co/THUDM/CogVideoX-5b/blob/main/LICENSE",
+        authors=("THUDM", "Zhipu AI"), modes=frozenset({"t2v"}),
+        native_width=720, native_height=480, fps=8, frame_step=4, max_frames=49, size_multiple=16,
+        default_steps=50, default_guidance=6.0, memory_gib=26.0, quality=2,
+        options={"dynamic_cfg": True},
+        description="CogVideoX 5B; 6 s at 8 fps, 720x480.",
+    ),
+    ModelCard(
+        id="cogvideox1.5-5b", family="cogvideox", title="CogVideoX 1.5 5B",
+        source="hub:THUDM/CogVideoX1.5-5B", licence="CogVideoX License",
+        licence_url="https://huggingface.co/THUDM/CogVideoX1.5-5B/blob/main/LICENSE",
+        authors=("THUDM", "Zhipu AI"), modes=frozenset({"t2v"}),
+        native_width=1360, native_height=768, fps=16, frame_step=16, max_frames=161, size_multiple=16,
+        default_steps=50, default_guidance=6.0, memory_gib=34.0, quality=4,
+        options={"dynamic_cfg": True},
+        description="CogVideoX 1.5; up to 10 s at 16 fps, 1360x768.",
+    ),
+    # --- Mochi 1 (Genmo) ---
+    ModelCard(
+        id="mochi-1", family="mochi", title="Mochi 1 preview",
+        source="hub:genmo/mochi-1-preview", licence="Apache-2.0",
+        licence_url="https://huggingface.co/genmo/mochi-1-preview/blob/main/LICENSE",
+        authors=("Genmo",), modes=frozenset({"t2v"}),
+        native_width=848, native_height=480, fps=30, frame_step=6, max_frames=163, size_multiple=16,
+        default_steps=64, default_guidance=4.5, memory_gib=42.0, quality=4,
+        description="Mochi 1 (10B); 5.4 s at 30 fps, 848x480, strong motion.",
+    ),
+    # --- LTX-Video (Lightricks) ---
+    ModelCard(
+        id="ltx-video-2b-distilled", family="ltx", title="LTX-Video 0.9.8 2B distilled",
+        source="hub:Lightricks/LTX-Video-0.9.8-2B-distilled", licence=_LTXV_LICENCE[0],
+        licence_url=_LTXV_LICENCE[1], authors=("Lightricks",), modes=frozenset({"t2v"}),
+        native_width=768, native_height=512, fps=24, frame_step=8, max_frames=257, size_multiple=32,
+        default_steps=8, default_guidance=1.0, memory_gib=10.0, quality=2,
+        options={"decode_timestep": 0.05, "decode_noise_scale": 0.025},
+        description="Fast distilled LTX-Video; 8 steps, up to 10 s at 24 fps.",
+    ),
+    ModelCard(
+        id="ltx-video-13b", family="ltx", title="LTX-Video 0.9.7 13B dev",
+        source="hub:Lightricks/LTX-Video-0.9.7-dev", licence=_LTXV_LICENCE[0],
+        licence_url=_LTXV_LICENCE[1], authors=("Lightricks",), modes=frozenset({"t2v"}),
+        native_width=768, native_height=512, fps=24, frame_step=8, max_frames=257, size_multiple=32,
+        default_steps=30, default_guidance=3.0, memory_gib=32.0, quality=4,
+        turbo_steps=8, turbo_guidance=1.0,
+        options={"decode_timestep": 0.05, "decode_noise_scale": 0.025},
+        description="LTX-Video 13B; up to 10 s at 24 fps, 768x512.",
+    ),
+    # --- Wan (Alibaba Wan team) ---
+    ModelCard(
+        id="wan2.1-t2v-1.3b", family="wan", title="Wan 2.1 T2V 1.3B",
+        source="hub:Wan-AI/Wan2.1-T2V-1.3B-Diffusers", licence=_WAN_LICENCE[0],
+        licence_url=_WAN_LICENCE[1], authors=("Wan Team, Alibaba",), modes=frozenset({"t2v"}),
+        native_width=832, native_height=480, fps=16, frame_step=4, max_frames=81, size_multiple=16,
+        default_steps=50, default_guidance=5.0, memory_gib=9.0, quality=2,
+        options={"flow_shift": 3.0},
+        description="Small Wan; 5 s at 16 fps, 832x480; runs on consumer GPUs.",
+    ),
+    ModelCard(
+        id="wan2.1-t2v-14b", family="wan", title="Wan 2.1 T2V 14B",
+        source="hub:Wan-AI/Wan2.1-T2V-14B-Diffusers", licence=_WAN_LICENCE[0],
+        licence_url=_WAN_LICENCE[1], authors=("Wan Team, Alibaba",), modes=frozenset({"t2v"}),
+        native_width=1280, native_height=720, fps=16, frame_step=4, max_frames=81, size_multiple=16,
+        default_steps=50, default_guidance=5.0, memory_gib=48.0, quality=5,
+        options={"flow_shift": 5.0},
+        description="Large Wan; 5 s at 16 fps, 1280x720.",
+    ),
+    ModelCard(
+        id="wan2.2-ti2v-5b", family="wan", title="Wan 2.2 TI2V 5B",
+        source="hub:Wan-AI/Wan2.2-TI2V-5B-Diffusers", licence=_WAN_LICENCE[0],
+        licence_url=_WAN_LICENCE[1], authors=("Wan Team, Alibaba",), modes=frozenset({"t2v"}),
+        native_width=1280, native_height=704, fps=24, frame_step=4, max_frames=121, size_multiple=32,
+        default_steps=50, default_guidance=5.0, memory_gib=24.0, quality=4,
+        options={"flow_shift": 5.0},
+        description="Wan 2.2 5B with the high-compression VAE; 5 s at 24 fps, 1280x704.",
+    ),
+    # --- HunyuanVideo (Tencent) ---
+    ModelCard(
+        id="hunyuanvideo", family="hunyuan", title="HunyuanVideo 13B",
+        source="hub:hunyuanvideo-community/HunyuanVideo", licence="Tencent Hunyuan Community License",
+        licence_url="https://huggingface.co/tencent/HunyuanVideo/blob/main/LICENSE",
+        authors=("Tencent Hunyuan",), modes=frozenset({"t2v"}),
+        native_width=1280, native_height=720, fps=24, frame_step=4, max_frames=129, size_multiple=16,
+        default_steps=50, default_guidance=6.0, memory_gib=60.0, quality=5,
+        description="HunyuanVideo 13B; 5.4 s at 24 fps, 1280x720.",
+    ),
+)
+
+
+def _tiny(family: str, like: str, **overrides) -> ModelCard:
+    """A tiny card: the family's frame rule and fps, a small native size, random weights."""
+    real = next(card for card in CARDS if card.id == like)
+    values = dict(
+        id=f"tiny-{family}", family=family, title=f"Tiny {family} (random weights)",
+        source="tiny", licence="Apache-2.0", licence_url="https://www.apache.org/licenses/LICENSE-2.0",
+        authors=("openreel",), modes=real.modes, native_width=96, native_height=64, fps=real.fps,
+        frame_step=real.frame_step, max_frames=real.max_frames, size_multiple=real.size_multiple,
+        default_steps=4, default_guidance=real.default_guidance, memory_gib=0.1, quality=0,
+        options=dict(real.options),
+        description="Random tiny weights built in code: runs offline in seconds, output is noise.",
+    )
+    values.update(overrides)
+    return ModelCard(**values)
+
+
+TINY_CARDS: tuple[ModelCard, ...] = (
+    _tiny("cogvideox", "cogvideox-2b"),
+    _tiny("mochi", "mochi-1"),
+    _tiny("ltx", "ltx-video-2b-distilled", native_width=128, native_height=64),
+    _tiny("wan", "wan2.1-t2v-1.3b"),
+    _tiny("hunyuan", "hunyuanvideo"),
+)
+
+_BY_ID: dict[str, ModelCard] = {card.id: card for card in CARDS + TINY_CARDS}
+
+
+def all_cards() -> list[ModelCard]:
+    return list(_BY_ID.values())
+
+
+def get_card(model_id: str) -> ModelCard:
+    try:
+        return _BY_ID[model_id]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown model {model_id!r}; known models: {', '.join(_BY_ID)} "
+            "(see `openreel models list`), or give a local folder path",
+            param="model",
+        ) from None

@@ -1,0 +1,175 @@
+"""VideoSpec: what a person asked for, validated once at the edge.
+
+Sizes live here and nowhere else: named resolutions and aspect ratios resolve to an exact
+output width x height. Whether a model can make it (length, modes) is the Planner's question,
+because it needs the model card.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from openreel.errors import SpecError
+
+RESOLUTIONS: dict[str, int] = {"480p": 480, "720p": 720, "1080p": 1080}
+ASPECTS: dict[str, tuple[int, int]] = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1)}
+# The sizes OpenAI's Videos API accepted (sora-2 and sora-2-pro); all are valid here too.
+SORA_SIZES = ("1280x720", "720x1280", "1792x1024", "1024x1792")
+MODES = ("t2v",)
+MIN_SIDE, MAX_SIDE = 64, 3840
+MIN_FPS, MAX_FPS = 1, 60
+MAX_VARIATIONS = 4
+DEFAULT_SECONDS = 4.0
+DEFAULT_FPS = 24
+DEFAULT_RESOLUTION = "480p"
+DEFAULT_ASPECT = "16:9"
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def size_for(resolution: str, aspect: str) -> tuple[int, int]:
+    """The exact output size for a named resolution and aspect ratio.
+
+    The short side is the resolution's height; the long side follows the aspect ratio, rounded to
+    an even number because yuv420p needs even sides (480p 16:9 -> 854x480, 1080p 9:16 -> 1080x1920).
+    """
+    if resolution not in RESOLUTIONS:
+        raise SpecError(
+            f"unknown resolution {resolution!r}; choose one of {', '.join(RESOLUTIONS)}", param="resolution"
+        )
+    if aspect not in ASPECTS:
+        raise SpecError(f"unknown aspect ratio {aspect!r}; choose one of {', '.join(ASPECTS)}", param="aspect")
+    short = RESOLUTIONS[resolution]
+    a, b = ASPECTS[aspect]
+    long = 2 * round(short * max(a, b) / min(a, b) / 2)
+    return (long, short) if a >= b else (short, long)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``WIDTHxHEIGHT`` and check it can be encoded."""
+    match = _SIZE_RE.match(str(text))
+    if not match:
+        raise SpecError(
+            f"size {text!r} is not WIDTHxHEIGHT; for example {', '.join(SORA_SIZES)}", param="size"
+        )
+    width, height = int(match.group(1)), int(match.group(2))
+    check_size(width, height)
+    return width, height
+
+
+def check_size(width: int, height: int) -> None:
+    for name, value in (("width", width), ("height", height)):
+        if not MIN_SIDE <= value <= MAX_SIDE:
+            raise SpecError(
+                f"{name} {value} is outside {MIN_SIDE}..{MAX_SIDE} pixels", param="size"
+            )
+        if value % 2:
+            raise SpecError(f"{name} {value} must be even (H.264 yuv420p needs even sides)", param="size")
+    if max(width, height) / min(width, height) > 4:
+        raise SpecError(f"size {width}x{height} is more elongated than 4:1", param="size")
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """One request to make video. Immutable; ``validated()`` returns a checked, complete copy."""
+
+    prompt: str
+    model: str | None = None
+    negative_prompt: str | None = None
+    style: str | None = None
+    seconds: float = DEFAULT_SECONDS
+    fps: int = DEFAULT_FPS
+    width: int = 854
+    height: int = 480
+    seed: int | None = None
+    variations: int = 1
+    steps: int | None = None
+    guidance: float | None = None
+    mode: str = "t2v"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    @property
+    def num_frames(self) -> int:
+        """Frames in the finished video: seconds x fps, exactly."""
+        return round(self.seconds * self.fps)
+
+    def validated(self) -> VideoSpec:
+        prompt = (self.prompt or "").strip()
+        if not prompt:
+            raise SpecError("the prompt is empty; describe the video you want", param="prompt")
+        if len(prompt) > 4000:
+            raise SpecError(f"the prompt has {len(prompt)} characters; the limit is 4000", param="prompt")
+        if self.mode not in MODES:
+            raise SpecError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}", param="mode")
+        seconds = _number(self.seconds, "seconds")
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise SpecError(f"seconds must be more than 0 (got {self.seconds})", param="seconds")
+        fps = _integer(self.fps, "fps")
+        if not MIN_FPS <= fps <= MAX_FPS:
+            raise SpecError(f"fps must be between {MIN_FPS} and {MAX_FPS} (got {fps})", param="fps")
+        if round(seconds * fps) < 1:
+            raise SpecError(f"{seconds} s at {fps} fps is less than one frame", param="seconds")
+        check_size(_integer(self.width, "width"), _integer(self.height, "height"))
+        variations = _integer(self.variations, "variations")
+        if not 1 <= variations <= MAX_VARIATIONS:
+            raise SpecError(
+                f"variations must be between 1 and {MAX_VARIATIONS} (got {variations})", param="variations"
+            )
+        seed = self.seed
+        if seed is not None:
+            seed = _integer(seed, "seed")
+            if not 0 <= seed < 2**63:
+                raise SpecError(f"seed must be between 0 and 2^63-1 (got {seed})", param="seed")
+        steps = self.steps
+        if steps is not None:
+            steps = _integer(steps, "steps")
+            if not 1 <= steps <= 500:
+                raise SpecError(f"steps must be between 1 and 500 (got {steps})", param="steps")
+        guidance = self.guidance
+        if guidance is not None:
+            guidance = _number(guidance, "guidance")
+            if not 0 <= guidance <= 30:
+                raise SpecError(f"guidance must be between 0 and 30 (got {guidance})", param="guidance")
+        negative = self.negative_prompt.strip() if self.negative_prompt else None
+        return replace(
+            self,
+            prompt=prompt,
+            negative_prompt=negative or None,
+            seconds=seconds,
+            fps=fps,
+            variations=variations,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VideoSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(f"unknown field(s) {', '.join(unknown)}", param=unknown[0])
+        return cls(**data)
+
+
+def _number(value: Any, param: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SpecError(f"{param} must be a number (got {value!r})", param=param) from None
+
+
+def _integer(value: Any, param: str) -> int:
+    number = _number(value, param)
+    if not number.is_integer():
+        raise SpecError(f"{param} must be a whole number (got {value!r})", param=param)
+    return int(number)
