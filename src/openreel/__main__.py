@@ -1,0 +1,3 @@
+from openreel.cli import main
+
+main()

@@ -1,0 +1,294 @@
+"""The ``openreel`` command.
+
+Like llm, the common case needs no subcommand: ``openreel "a prompt"`` means
+``openreel generate "a prompt"``. Nouns (``models``, ``styles``) are groups whose default is
+``list``. Errors are one line naming the problem and what fixes it; never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from openreel import __version__
+from openreel.errors import Cancelled, OpenreelError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class _DefaultToGenerate(TyperGroup):
+    """Route ``openreel "prompt" ...`` to ``generate`` when the first word is no command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["generate", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_DefaultToGenerate,
+    help="openreel: an open video studio. `openreel \"a prompt\"` makes a video.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="The model catalog: list, pull.", invoke_without_command=True)
+styles_app = typer.Typer(help="Style presets.", invoke_without_command=True)
+app.add_typer(models_app, name="models")
+app.add_typer(styles_app, name="styles")
+
+
+def _fail(error: OpenreelError) -> None:
+    err_console.print(f"[bold red]Error:[/] {error.message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2 if error.status == 400 else 1)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"openreel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """openreel: an open video studio on open video diffusion models."""
+
+
+def _slug(prompt: str) -> str:
+    words = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")
+    return (words[:48].rstrip("-") or "video")
+
+
+def _free_output(prompt: str) -> Path:
+    base = Path(_slug(prompt))
+    candidate = base.with_suffix(".mp4")
+    number = 2
+    while candidate.exists() or candidate.with_suffix(".json").exists():
+        candidate = Path(f"{base}-{number}.mp4")
+        number += 1
+    return candidate
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str | None, typer.Argument(help="What the video shows.", show_default=False)] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Catalog id (`openreel models`) or a local diffusers folder. "
+                     "Default: the best model for this machine."),
+    ] = None,
+    seconds: Annotated[float, typer.Option(help="Duration in seconds.")] = 4.0,
+    resolution: Annotated[str, typer.Option(help="480p, 720p or 1080p (with --aspect).")] = "480p",
+    aspect: Annotated[str, typer.Option(help="16:9, 9:16 or 1:1.")] = "16:9",
+    size: Annotated[
+        str | None, typer.Option(help="Exact WIDTHxHEIGHT, e.g. 1280x720; overrides --resolution/--aspect.")
+    ] = None,
+    fps: Annotated[int, typer.Option(help="Frames per second of the finished video.")] = 24,
+    style: Annotated[str | None, typer.Option("--style", "-s", help="Style preset (`openreel styles`).")] = None,
+    negative: Annotated[str | None, typer.Option("--negative", "-n", help="What the video should not show.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the first variation (random if omitted).")] = None,
+    variations: Annotated[int, typer.Option("--variations", "-v", help="How many videos, 1-4, each its own seed.")] = 1,
+    steps: Annotated[int | None, typer.Option(help="Denoising steps (default: the model's).")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Guidance scale (default: the model's).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output MP4; a recipe <name>.json is written beside it.")
+    ] = None,
+    recipe: Annotated[
+        Path | None, typer.Option(help="Replay a recipe JSON exactly (other options are ignored).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and make nothing.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Make a video from a prompt."""
+    from openreel.spec import VideoSpec, parse_size, size_for
+
+    try:
+        if recipe is not None:
+            from openreel.recipe import read_recipe, spec_from_recipe
+
+            spec = spec_from_recipe(read_recipe(recipe))
+        else:
+            if not prompt:
+                raise OpenreelError("give a prompt, e.g. openreel \"a paper boat on a rainy street\", or --recipe FILE")
+            width, height = parse_size(size) if size else size_for(resolution, aspect)
+            spec = VideoSpec(
+                prompt=prompt, model=model, negative_prompt=negative, style=style, seconds=seconds, fps=fps,
+                width=width, height=height, seed=seed, variations=variations, steps=steps, guidance=guidance,
+            )
+        from openreel.engine import Engine
+
+        engine = Engine()
+        if dry_run:
+            _print_plan(engine.plan(spec))
+            return
+        target = output or _free_output(spec.prompt)
+        result = _run_with_progress(engine, spec, target, quiet)
+    except OpenreelError as error:
+        if isinstance(error, Cancelled):
+            err_console.print("Stopped; no partial file was left.")
+            raise typer.Exit(130) from None
+        _fail(error)
+    except KeyboardInterrupt:
+        err_console.print("Stopped; no partial file was left.")
+        raise typer.Exit(130) from None
+    for item in result.outputs:
+        console.print(f"[green]wrote[/] {item.video}  (seed {item.seed})")
+    console.print(f"recipe: {result.outputs[0].recipe}   {result.seconds:.1f} s")
+
+
+def _run_with_progress(engine, spec, target: Path, quiet: bool):
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    if quiet:
+        return engine.generate(spec, target)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        task = bar.add_task("loading", total=1.0, detail="")
+
+        def show(update) -> None:
+            label = update.stage if update.variations == 1 else f"{update.stage} {update.variation}/{update.variations}"
+            detail = f"step {update.step}/{update.total_steps}" if update.stage == "denoising" else ""
+            bar.update(task, completed=update.fraction, description=label, detail=detail)
+
+        return engine.generate(spec, target, on_progress=show)
+
+
+def _print_plan(plan) -> None:
+    table = Table(show_header=False, box=None)
+    rows = [
+        ("model", plan.model_id),
+        ("prompt", plan.prompt),
+        ("negative prompt", plan.negative_prompt or "-"),
+        ("generate", f"{plan.width}x{plan.height}, {plan.num_frames} frames at {plan.native_fps} fps"),
+        ("steps / guidance", f"{plan.steps} / {plan.guidance:g}"),
+        ("output", f"{plan.out_width}x{plan.out_height}, {plan.out_frames} frames at {plan.out_fps} fps"),
+        ("resize", "yes (lanczos, centre crop)" if plan.needs_resize else "no"),
+        ("retime", f"{plan.native_fps} -> {plan.out_fps} fps" if plan.needs_retime else "no"),
+        ("seeds", ", ".join(map(str, plan.seeds))),
+        ("device", f"{plan.device} ({plan.dtype})"),
+        ("memory", plan.memory.reason),
+    ]
+    for key, value in rows:
+        table.add_row(f"[bold]{key}", value)
+    console.print(table)
+
+
+@models_app.callback()
+def _models_default(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        models_list()
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every model card: id, family, modes, native size/fps/length, licence, memory, downloaded?"""
+    from openreel.models.catalog import all_cards
+    from openreel.models.weights import is_downloaded
+
+    table = Table(title="openreel models")
+    for column in ("id", "family", "modes", "native", "max length", "licence", "memory", "downloaded"):
+        table.add_column(column)
+    for card in all_cards():
+        note = " [dim](random weights: noise)[/]" if card.is_tiny else ""
+        table.add_row(
+            card.id + note,
+            card.family,
+            ",".join(sorted(card.modes)),
+            f"{card.native_width}x{card.native_height} @ {card.fps} fps",
+            f"{card.max_seconds:.1f} s ({card.max_frames} f)",
+            card.licence,
+            f"{card.memory_gib:g} GiB",
+            "yes" if is_downloaded(card) else ("built on first use" if card.is_tiny else "no"),
+        )
+    console.print(table)
+
+
+@models_app.command("pull")
+def models_pull(model_id: Annotated[str, typer.Argument(help="Catalog id to download.")]) -> None:
+    """Download a model into the Hugging Face cache (tiny models: build them)."""
+    from openreel.models.catalog import get_card
+    from openreel.models.weights import pull
+
+    try:
+        folder = pull(get_card(model_id))
+    except OpenreelError as error:
+        _fail(error)
+    console.print(f"[green]ready[/] {model_id}: {folder}")
+
+
+@styles_app.callback()
+def _styles_default(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        styles_list()
+
+
+@styles_app.command("list")
+def styles_list() -> None:
+    """Style presets: built-in and your own ($OPENREEL_HOME/styles/*.toml)."""
+    from openreel.styles import all_styles
+
+    try:
+        styles = all_styles()
+    except OpenreelError as error:
+        _fail(error)
+    table = Table(title="openreel styles")
+    for column in ("id", "name", "description", "author", "licence"):
+        table.add_column(column)
+    for style in styles.values():
+        table.add_row(style.id + ("" if style.builtin else " (yours)"), style.name, style.description,
+                      style.author, style.licence)
+    console.print(table)
+
+
+@app.command()
+def doctor() -> None:
+    """What openreel sees on this machine: device, memory, versions, folders."""
+    import importlib.metadata as md
+
+    from openreel import paths
+    from openreel.engine import default_model
+    from openreel.hardware import detect
+
+    hardware = detect()
+    table = Table(show_header=False, box=None)
+    table.add_row("[bold]device", f"{hardware.name} ({hardware.device}, {hardware.dtype})")
+    table.add_row("[bold]memory", f"{hardware.memory_gib:.1f} GiB available")
+    table.add_row("[bold]default model", default_model(hardware).id)
+    table.add_row("[bold]openreel folder", str(paths.home()))
+    for package in ("torch", "diffusers", "transformers", "av"):
+        try:
+            table.add_row(f"[bold]{package}", md.version(package))
+        except md.PackageNotFoundError:
+            table.add_row(f"[bold]{package}", "[red]not installed")
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("Stopped.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

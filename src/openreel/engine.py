@@ -1,0 +1,280 @@
+"""The engine: one call from a VideoSpec to finished files.
+
+    spec -> resolve (model, style, checks) -> Plan -> Runner (diffusers) -> post (exact size,
+    fps, frames) -> encoder (H.264 MP4, thumbnail, spritesheet) -> recipe
+
+Used by the CLI, the server's workers and the Python API alike. An Engine keeps its Runner, so
+the last model stays loaded between calls; use one Engine per worker thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from openreel import __version__
+from openreel.errors import Cancelled, SpecError
+from openreel.hardware import Hardware, detect
+from openreel.models.catalog import ModelCard, all_cards
+from openreel.models.weights import resolve_card, weights_folder
+from openreel.plan import Plan, make_plan
+from openreel.recipe import build_recipe, write_recipe
+from openreel.spec import VideoSpec
+from openreel.styles import Style, get_style
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from openreel.render.runner import Runner
+
+# Share of one variation's work spent after denoising (VAE decode, post-processing, encode).
+_FINISH_SHARE = 0.15
+SPRITE_COLUMNS, SPRITE_ROWS = 5, 5
+
+
+@dataclass(frozen=True)
+class Progress:
+    fraction: float
+    stage: str  # "loading", "denoising", "finishing", "done"
+    step: int
+    total_steps: int
+    variation: int
+    variations: int
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class VideoOutput:
+    video: Path
+    thumbnail: Path
+    spritesheet: Path
+    recipe: Path
+    seed: int
+    variation: int
+
+
+@dataclass
+class GenerationResult:
+    spec: VideoSpec
+    plan: Plan
+    card: ModelCard
+    outputs: list[VideoOutput] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def default_model(hardware: Hardware) -> ModelCard:
+    """The best real model that fits this machine; on a CPU, the smallest real one."""
+    real = [card for card in all_cards() if not card.is_tiny and "t2v" in card.modes]
+    if not hardware.accelerated:
+        return min(real, key=lambda card: card.memory_gib)
+    fitting = [card for card in real if card.memory_gib <= hardware.memory_gib * 0.9]
+    if not fitting:
+        return min(real, key=lambda card: card.memory_gib)
+    return max(fitting, key=lambda card: (card.quality, -card.memory_gib))
+
+
+def output_paths(output: Path, variation: int) -> tuple[Path, Path, Path]:
+    """video, thumbnail and spritesheet paths of one variation (1-based)."""
+    stem = output.stem if variation == 1 else f"{output.stem}-{variation}"
+    folder = output.parent
+    return folder / f"{stem}{output.suffix or '.mp4'}", folder / f"{stem}.jpg", folder / f"{stem}.sprites.jpg"
+
+
+def recipe_path(output: Path) -> Path:
+    return output.with_suffix(".json")
+
+
+class _ProgressClock:
+    """Turns step callbacks into a job-wide fraction and an ETA from the pace so far."""
+
+    def __init__(self, plan: Plan, report: Callable[[Progress], None] | None):
+        self.plan = plan
+        self.report = report
+        self.variations = len(plan.seeds)
+        self.unit = 1.0 / self.variations
+        self.started = time.monotonic()
+        self.variation = 1
+
+    def emit(self, stage: str, within: float, step: int = 0) -> None:
+        if self.report is None:
+            return
+        fraction = min(1.0, (self.variation - 1 + within) * self.unit)
+        elapsed = time.monotonic() - self.started
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
+        self.report(Progress(fraction, stage, step, self.plan.steps, self.variation, self.variations, eta))
+
+    def step(self, step: int, total: int) -> None:
+        self.emit("denoising", (1 - _FINISH_SHARE) * step / total, step)
+
+
+class Engine:
+    def __init__(self, hardware: Hardware | None = None):
+        self._hardware = hardware
+        self._runner: Runner | None = None
+
+    @property
+    def hardware(self) -> Hardware:
+        if self._hardware is None:
+            self._hardware = detect()
+        return self._hardware
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            from openreel.render.runner import Runner
+
+            self._runner = Runner()
+        return self._runner
+
+    # -- deciding -------------------------------------------------------------------------
+
+    def resolve(self, spec: VideoSpec) -> VideoSpec:
+        """Validate and fill in the model, so the stored spec names exactly what will run."""
+        spec = spec.validated()
+        if not spec.model:
+            spec = replace(spec, model=default_model(self.hardware).id)
+        resolve_card(spec.model)
+        if spec.style:
+            get_style(spec.style)
+        return spec
+
+    def card_and_style(self, spec: VideoSpec) -> tuple[ModelCard, Style | None]:
+        return resolve_card(spec.model or default_model(self.hardware).id), (
+            get_style(spec.style) if spec.style else None
+        )
+
+    def plan(self, spec: VideoSpec) -> Plan:
+        spec = self.resolve(spec)
+        card, style = self.card_and_style(spec)
+        return make_plan(spec, card, self.hardware, style)
+
+    # -- making ---------------------------------------------------------------------------
+
+    def generate(
+        self,
+        spec: VideoSpec,
+        output: Path,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> GenerationResult:
+        """Make every variation of ``spec``; variation 1 at ``output``, later ones at
+        ``<stem>-N.mp4``. Each file appears only when whole; the recipe is rewritten after each
+        variation, so a stop after variation 1 keeps a finished, replayable video."""
+        started = time.monotonic()
+        spec = self.resolve(spec)
+        card, style = self.card_and_style(spec)
+        plan = make_plan(spec, card, self.hardware, style)
+        # The recipe stores the first seed, so a replay draws the very same seeds.
+        spec = replace(spec, seed=plan.seeds[0])
+        output = Path(output)
+        _check_writable(output)
+        clock = _ProgressClock(plan, on_progress)
+        clock.emit("loading", 0.0)
+        folder = weights_folder(card)
+        result = GenerationResult(spec=spec, plan=plan, card=card)
+        done: list[dict[str, Any]] = []
+        for index, seed in enumerate(plan.seeds, start=1):
+            clock.variation = index
+            frames = self.runner.run(
+                card, folder, plan, seed, on_step=clock.step, should_cancel=should_cancel
+            )
+            if should_cancel is not None and should_cancel():
+                raise Cancelled("cancelled")
+            clock.emit("finishing", 1 - _FINISH_SHARE, plan.steps)
+            video, thumbnail, sprites = output_paths(output, index)
+            self._finish(frames, plan, video, thumbnail, sprites, should_cancel)
+            done.append({"variation": index, "seed": seed, "video": video.name, "thumbnail": thumbnail.name,
+                         "spritesheet": sprites.name})
+            recipe = write_recipe(
+                recipe_path(output), build_recipe(spec, plan, model_record(card, folder), done, credits(card, style))
+            )
+            result.outputs.append(VideoOutput(video, thumbnail, sprites, recipe, seed, index))
+            clock.emit("finishing", 1.0, plan.steps)
+        result.seconds = time.monotonic() - started
+        if on_progress is not None:
+            on_progress(Progress(1.0, "done", plan.steps, plan.steps, len(plan.seeds), len(plan.seeds), 0.0))
+        return result
+
+    def _finish(
+        self,
+        frames: np.ndarray,
+        plan: Plan,
+        video: Path,
+        thumbnail: Path,
+        sprites: Path,
+        should_cancel: Callable[[], bool] | None,
+    ) -> None:
+        from openreel.render.encode import VideoWriter, write_spritesheet, write_thumbnail
+        from openreel.render.post import conform, float_to_uint8
+
+        stream = conform(
+            float_to_uint8(frames),
+            src_fps=plan.native_fps,
+            width=plan.out_width,
+            height=plan.out_height,
+            fps=plan.out_fps,
+            num_frames=plan.out_frames,
+        )
+        sample = _sprite_indices(plan.out_frames, SPRITE_COLUMNS * SPRITE_ROWS)
+        picked: list[np.ndarray] = []
+        poster: np.ndarray | None = None
+        with VideoWriter(video, width=plan.out_width, height=plan.out_height, fps=plan.out_fps) as writer:
+            for index, frame in enumerate(_cancellable(stream, should_cancel)):
+                writer.write(frame)
+                if index in sample:
+                    picked.append(frame)
+                if index == plan.out_frames // 2 or poster is None:
+                    poster = frame
+        assert poster is not None
+        write_thumbnail(poster, thumbnail)
+        write_spritesheet(picked, sprites, columns=SPRITE_COLUMNS, rows=SPRITE_ROWS)
+
+
+def _cancellable(frames: Iterator[np.ndarray], should_cancel: Callable[[], bool] | None) -> Iterator[np.ndarray]:
+    for index, frame in enumerate(frames):
+        if should_cancel is not None and index % 8 == 0 and should_cancel():
+            raise Cancelled("cancelled")
+        yield frame
+
+
+def _sprite_indices(total: int, tiles: int) -> set[int]:
+    if total <= tiles:
+        return set(range(total))
+    return {round(i * (total - 1) / (tiles - 1)) for i in range(tiles)}
+
+
+def _check_writable(output: Path) -> None:
+    folder = output.parent if str(output.parent) else Path(".")
+    if output.suffix.lower() != ".mp4":
+        raise SpecError(f"output {output} must end in .mp4", param="output")
+    if not folder.is_dir():
+        raise SpecError(f"cannot write {output}: folder {folder} does not exist", param="output")
+    import os
+
+    if not os.access(folder, os.W_OK):
+        raise SpecError(f"cannot write {output}: folder {folder} is not writable", param="output")
+    if output.is_dir():
+        raise SpecError(f"cannot write {output}: it is a folder", param="output")
+
+
+def model_record(card: ModelCard, folder: Path) -> dict[str, Any]:
+    revision = card.revision
+    if card.hub_repo and folder.parent.name == "snapshots":
+        revision = folder.name  # the exact commit the Hugging Face cache resolved
+    return {"id": card.id, "family": card.family, "source": card.source, "revision": revision,
+            "licence": card.licence}
+
+
+def credits(card: ModelCard, style: Style | None) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "software": f"openreel {__version__}",
+        "model": {"id": card.id, "title": card.title, "authors": list(card.authors), "licence": card.licence,
+                  "licence_url": card.licence_url},
+    }
+    if style is not None:
+        record["style"] = {"id": style.id, "name": style.name, "author": style.author, "licence": style.licence}
+    return record

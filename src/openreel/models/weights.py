@@ -1,0 +1,164 @@
+"""Where a model's weights come from: a tiny build in the openreel folder, the Hugging Face cache
+(downloading into it when the hub can be reached), or a local folder in diffusers layout.
+
+Every path that fails says what to do next in one paragraph, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from openreel import paths
+from openreel.errors import SpecError, UnknownModelError, WeightsMissingError
+from openreel.models.catalog import CARDS, FAMILIES, ModelCard, get_card
+
+# diffusers pipeline class prefixes -> family, for local folders that carry no openreel card.
+_CLASS_PREFIXES = {
+    "CogVideoX": "cogvideox",
+    "Mochi": "mochi",
+    "LTX": "ltx",
+    "Wan": "wan",
+    "HunyuanVideo": "hunyuan",
+}
+
+
+def tiny_folder(card: ModelCard) -> Path:
+    return paths.models_dir() / card.id
+
+
+def ensure_tiny(card: ModelCard) -> Path:
+    """Build the tiny model once; later runs load the saved copy like any other weights.
+
+    Built in a temporary folder and renamed into place, so a crash or a second worker building
+    at the same time never leaves a half-written model behind.
+    """
+    folder = tiny_folder(card)
+    if (folder / "model_index.json").is_file():
+        return folder
+    from openreel.models.tiny import build_tiny_pipeline
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{card.id}-", dir=folder.parent))
+    try:
+        build_tiny_pipeline(card.family, staging)
+        try:
+            os.rename(staging, folder)
+        except OSError:
+            if not (folder / "model_index.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def missing_weights_message(card: ModelCard, reason: str) -> str:
+    repo = card.hub_repo
+    return (
+        f"The weights of {card.id} ({card.title}) are not on this machine and could not be "
+        f"downloaded ({reason}). Download them where the Hugging Face hub can be reached with "
+        f"`openreel models pull {card.id}` (they go into the Hugging Face cache, "
+        f"{_hf_cache_hint()}), or point openreel at a folder that holds them in diffusers layout "
+        f"with `--model /path/to/{repo.split('/')[-1] if repo else card.id}`. To try openreel "
+        f"offline right now, use a tiny model: `--model tiny-{card.family}` (random weights: "
+        "the video is noise, but every stage runs)."
+    )
+
+
+def _hf_cache_hint() -> str:
+    return os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+
+
+def hub_folder(card: ModelCard, *, download: bool = True) -> Path:
+    """The snapshot folder of a hub card, from the cache or (if allowed) downloaded."""
+    from huggingface_hub import snapshot_download
+
+    repo = card.hub_repo
+    assert repo is not None
+    try:
+        return Path(snapshot_download(repo, revision=card.revision, local_files_only=True))
+    except Exception as cached_error:  # noqa: BLE001 - any miss means "not cached"
+        if not download:
+            raise WeightsMissingError(
+                missing_weights_message(card, "not in the Hugging Face cache"), param="model"
+            ) from cached_error
+    try:
+        return Path(snapshot_download(repo, revision=card.revision))
+    except Exception as exc:  # noqa: BLE001 - offline, gated, no disk: all end the same way
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}" if str(exc) else type(exc).__name__
+        raise WeightsMissingError(missing_weights_message(card, reason), param="model") from exc
+
+
+def is_downloaded(card: ModelCard) -> bool:
+    if card.is_tiny:
+        return (tiny_folder(card) / "model_index.json").is_file()
+    if card.source.startswith("local:"):
+        return Path(card.source.removeprefix("local:"), "model_index.json").is_file()
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(card.hub_repo, "model_index.json", revision=card.revision)
+    return isinstance(found, str)
+
+
+def card_for_folder(folder: Path) -> ModelCard:
+    """A card for a local diffusers folder: ``openreel.json`` beside ``model_index.json`` may name
+    the catalog card it is a copy of; otherwise the family's first card is the template."""
+    index = folder / "model_index.json"
+    if not index.is_file():
+        raise SpecError(
+            f"{folder} is not a diffusers model folder (no model_index.json)", param="model"
+        )
+    base: ModelCard | None = None
+    meta = folder / "openreel.json"
+    if meta.is_file():
+        base = get_card(json.loads(meta.read_text())["card"])
+    else:
+        class_name = json.loads(index.read_text()).get("_class_name", "")
+        family = next((f for prefix, f in _CLASS_PREFIXES.items() if class_name.startswith(prefix)), None)
+        if family is None:
+            raise UnknownModelError(
+                f"{folder} holds a {class_name or 'unknown'} pipeline; openreel runs these families: "
+                f"{', '.join(FAMILIES)}",
+                param="model",
+            )
+        base = next(card for card in CARDS if card.family == family)
+    return replace(base, id=str(folder), source=f"local:{folder}", title=f"{base.title} (local folder)")
+
+
+def resolve_card(model: str) -> ModelCard:
+    """A catalog id, or a path to a local folder."""
+    candidate = Path(model).expanduser()
+    if ("/" in model or model.startswith(".")) and candidate.is_dir():
+        return card_for_folder(candidate.resolve())
+    return get_card(model)
+
+
+def weights_folder(card: ModelCard, *, download: bool = True) -> Path:
+    if card.is_tiny:
+        return ensure_tiny(card)
+    if card.source.startswith("local:"):
+        return Path(card.source.removeprefix("local:"))
+    return hub_folder(card, download=download)
+
+
+def pull(card: ModelCard) -> Path:
+    """Download a hub card's weights into the Hugging Face cache (huggingface_hub shows progress)."""
+    if card.is_tiny:
+        return ensure_tiny(card)
+    if not card.hub_repo:
+        raise SpecError(f"{card.id} is a local folder; nothing to pull", param="model")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(card.hub_repo, revision=card.revision))
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsMissingError(
+            f"could not download {card.hub_repo}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}. "
+            "Check the network (the hub must be reachable), free disk space, and for gated models "
+            "`hf auth login`.",
+            param="model",
+        ) from exc
