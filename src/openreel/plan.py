@@ -74,7 +74,15 @@ def generation_size(card: ModelCard, out_width: int, out_height: int) -> tuple[i
     aspect = out_width / out_height
     width = math.sqrt(area * aspect)
     height = width / aspect
-    return max(m, round(width / m) * m), max(m, round(height / m) * m)
+    # Of the four neighbouring multiples, keep those within the area budget (memory and what the
+    # model was trained on), then take the truest aspect ratio, then the larger picture.
+    candidates = [
+        (w, h)
+        for w in {max(m, math.floor(width / m) * m), max(m, math.ceil(width / m) * m)}
+        for h in {max(m, math.floor(height / m) * m), max(m, math.ceil(height / m) * m)}
+    ]
+    within = [c for c in candidates if c[0] * c[1] <= area * 1.05] or [min(candidates, key=lambda c: c[0] * c[1])]
+    return min(within, key=lambda c: (abs(math.log(c[0] / c[1] / aspect)), -c[0] * c[1]))
 
 
 def new_seed() -> int:
