@@ -195,15 +195,29 @@ def _print_plan(plan) -> None:
 @models_app.callback()
 def _models_default(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is None:
-        models_list()
+        models_list(as_json=False)
 
 
 @models_app.command("list")
-def models_list() -> None:
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the cards as JSON.")] = False,
+) -> None:
     """Every model card: id, family, modes, native size/fps/length, licence, memory, downloaded?"""
     from openreel.models.catalog import all_cards
     from openreel.models.weights import is_downloaded
 
+    if as_json:
+        import json
+
+        cards = [
+            {"id": c.id, "family": c.family, "title": c.title, "source": c.source, "modes": sorted(c.modes),
+             "native_width": c.native_width, "native_height": c.native_height, "fps": c.fps,
+             "max_frames": c.max_frames, "max_seconds": round(c.max_seconds, 3), "licence": c.licence,
+             "memory_gib": c.memory_gib, "downloaded": is_downloaded(c), "random_weights": c.is_tiny}
+            for c in all_cards()
+        ]
+        print(json.dumps(cards, indent=2))
+        return
     table = Table(title="openreel models")
     for column in ("id", "family", "modes", "native", "max length", "licence", "memory", "downloaded"):
         table.add_column(column)
