@@ -1,0 +1,55 @@
+"""CogVideoX and CogVideoX 1.5 (THUDM / Zhipu AI) through diffusers' CogVideoXPipeline.
+
+The VAE compresses 4x in time and 8x in space and the transformer patches 2x2, so frames are 4k+1
+(CogVideoX 1.5 is trained on 16k+1) and sides multiples of 16. CogVideoX 1.5 also patches 2 latent
+frames together; the pipeline pads one latent frame when needed and drops it again before decoding,
+so every 4k+1 count still comes back exactly. The 5B models want dynamic CFG (a guidance scale that
+rises over the steps): the card's ``dynamic_cfg`` option.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from openreel.errors import UnsupportedModeError
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DiffusionPipeline
+
+    from openreel.models.catalog import ModelCard
+    from openreel.plan import Plan
+
+PIPELINES: dict[str, str] = {"t2v": "CogVideoXPipeline"}
+
+
+# Copied from openreel.models.families.wan.pipeline_class with Wan->CogVideoX
+def pipeline_class(mode: str) -> type[DiffusionPipeline]:
+    """The diffusers pipeline class that serves ``mode``."""
+    import diffusers
+
+    if mode not in PIPELINES:
+        raise UnsupportedModeError(
+            f"CogVideoX models cannot do {mode!r}; they can do {', '.join(PIPELINES)}", param="mode"
+        )
+    return getattr(diffusers, PIPELINES[mode])
+
+
+def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
+    # The published scheduler (DDIM for 2B, DPM for 5B) is the right one; nothing to override.
+    return pipeline_class(mode).from_pretrained(folder, dtype=dtype)
+
+
+def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
+    return {
+        "prompt": plan.prompt,
+        "negative_prompt": plan.negative_prompt,
+        "height": plan.height,
+        "width": plan.width,
+        "num_frames": plan.num_frames,
+        "num_inference_steps": plan.steps,
+        "guidance_scale": plan.guidance,
+        "use_dynamic_cfg": bool(plan.options.get("dynamic_cfg", False)),
+        "generator": generator,
+    }

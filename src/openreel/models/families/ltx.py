@@ -1,0 +1,59 @@
+"""LTX-Video (Lightricks) through diffusers' LTXPipeline.
+
+The VAE patchifies 4x4 and then downsamples 2x three times in space and time: 32x spatial, 8x
+temporal, with a 1x1 transformer patch. So frames are 8k+1 and sides multiples of 32. The
+transformer's rotary positions are scaled by the frame rate, so it is told the card's fps. The
+0.9.1+ VAEs denoise a little while decoding: ``decode_timestep`` and ``decode_noise_scale`` (card
+options) set how much. Distilled checkpoints run without CFG (guidance 1.0 on the card).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from openreel.errors import UnsupportedModeError
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DiffusionPipeline
+
+    from openreel.models.catalog import ModelCard
+    from openreel.plan import Plan
+
+PIPELINES: dict[str, str] = {"t2v": "LTXPipeline"}
+
+# Card options passed to the pipeline as they are, when the card sets them.
+CALL_OPTIONS = ("decode_timestep", "decode_noise_scale", "guidance_rescale")
+
+
+# Copied from openreel.models.families.wan.pipeline_class with Wan->LTX-Video
+def pipeline_class(mode: str) -> type[DiffusionPipeline]:
+    """The diffusers pipeline class that serves ``mode``."""
+    import diffusers
+
+    if mode not in PIPELINES:
+        raise UnsupportedModeError(
+            f"LTX-Video models cannot do {mode!r}; they can do {', '.join(PIPELINES)}", param="mode"
+        )
+    return getattr(diffusers, PIPELINES[mode])
+
+
+def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
+    return pipeline_class(mode).from_pretrained(folder, dtype=dtype)
+
+
+def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
+    arguments = {
+        "prompt": plan.prompt,
+        "negative_prompt": plan.negative_prompt,
+        "height": plan.height,
+        "width": plan.width,
+        "num_frames": plan.num_frames,
+        "frame_rate": plan.native_fps,
+        "num_inference_steps": plan.steps,
+        "guidance_scale": plan.guidance,
+        "generator": generator,
+    }
+    arguments.update({key: plan.options[key] for key in CALL_OPTIONS if key in plan.options})
+    return arguments

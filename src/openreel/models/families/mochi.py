@@ -1,0 +1,51 @@
+"""Mochi 1 (Genmo) through diffusers' MochiPipeline.
+
+The VAE compresses 6x in time and 8x in space and the transformer patches 2x2, so frames are 6k+1
+and sides multiples of 16. Plain classifier-free guidance with a negative prompt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from openreel.errors import UnsupportedModeError
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DiffusionPipeline
+
+    from openreel.models.catalog import ModelCard
+    from openreel.plan import Plan
+
+PIPELINES: dict[str, str] = {"t2v": "MochiPipeline"}
+
+
+# Copied from openreel.models.families.wan.pipeline_class with Wan->Mochi
+def pipeline_class(mode: str) -> type[DiffusionPipeline]:
+    """The diffusers pipeline class that serves ``mode``."""
+    import diffusers
+
+    if mode not in PIPELINES:
+        raise UnsupportedModeError(
+            f"Mochi models cannot do {mode!r}; they can do {', '.join(PIPELINES)}", param="mode"
+        )
+    return getattr(diffusers, PIPELINES[mode])
+
+
+def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
+    return pipeline_class(mode).from_pretrained(folder, dtype=dtype)
+
+
+# Copied from openreel.models.families.wan.call_arguments
+def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
+    return {
+        "prompt": plan.prompt,
+        "negative_prompt": plan.negative_prompt,
+        "height": plan.height,
+        "width": plan.width,
+        "num_frames": plan.num_frames,
+        "num_inference_steps": plan.steps,
+        "guidance_scale": plan.guidance,
+        "generator": generator,
+    }

@@ -1,0 +1,65 @@
+"""Wan 2.1 / 2.2 (Alibaba Wan team) through diffusers' WanPipeline.
+
+The VAE compresses 4x in time and 8x in space (16x for Wan 2.2 TI2V-5B), the transformer patches
+2x2, so frames are 4k+1 and sides multiples of 16 (32 for TI2V-5B): the card says so. Wan 2.1 ships
+UniPC with a flow shift that depends on resolution (3.0 for 480p, 5.0 for 720p); the card's
+``flow_shift`` option sets it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from openreel.errors import UnsupportedModeError
+
+if TYPE_CHECKING:
+    import torch
+    from diffusers import DiffusionPipeline, SchedulerMixin
+
+    from openreel.models.catalog import ModelCard
+    from openreel.plan import Plan
+
+PIPELINES: dict[str, str] = {"t2v": "WanPipeline"}
+
+
+def pipeline_class(mode: str) -> type[DiffusionPipeline]:
+    """The diffusers pipeline class that serves ``mode``."""
+    import diffusers
+
+    if mode not in PIPELINES:
+        raise UnsupportedModeError(
+            f"Wan models cannot do {mode!r}; they can do {', '.join(PIPELINES)}", param="mode"
+        )
+    return getattr(diffusers, PIPELINES[mode])
+
+
+def with_flow_shift(scheduler: SchedulerMixin, flow_shift: float) -> SchedulerMixin:
+    """The same scheduler with another flow shift (UniPC and DPM++ call it ``flow_shift``, flow-match
+    Euler calls it ``shift``); everything else in its saved config is kept."""
+    key = "flow_shift" if "flow_shift" in scheduler.config else "shift"
+    return type(scheduler).from_config(scheduler.config, **{key: flow_shift})
+
+
+def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
+    import torch
+
+    # Wan's VAE runs in float32 even when the rest is bf16: its model cards load it that way, as
+    # reduced precision costs colour detail in the decode. The pipeline casts latents to the VAE's dtype.
+    pipe = pipeline_class(mode).from_pretrained(folder, dtype={"default": dtype, "vae": torch.float32})
+    if "flow_shift" in card.options:
+        pipe.scheduler = with_flow_shift(pipe.scheduler, card.options["flow_shift"])
+    return pipe
+
+
+def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
+    return {
+        "prompt": plan.prompt,
+        "negative_prompt": plan.negative_prompt,
+        "height": plan.height,
+        "width": plan.width,
+        "num_frames": plan.num_frames,
+        "num_inference_steps": plan.steps,
+        "guidance_scale": plan.guidance,
+        "generator": generator,
+    }
