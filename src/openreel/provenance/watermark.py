@@ -21,7 +21,8 @@ after taking out the common slide that other tools' colour conversions cause, th
 frames that show a mark. A result is "found" only when marked
 frames are seen *and* the CRC checks, so clean video reports not found.
 
-Decoding needs the frame at the size it was marked at (the block grid must line up).
+Decoding needs the frame at the size it was marked at (the block grid must line up), and a
+frame of at least ~320x180: smaller ones have too few blocks per bit to tell a mark from noise.
 """
 
 from __future__ import annotations
