@@ -1,0 +1,319 @@
+"""LocalExecutor: worker threads inside the server process that claim jobs and run the engine.
+
+Each worker owns one ``Engine`` for its whole life, so the pipeline it loaded last stays warm and
+the next job for the same model starts denoising at once. The engine (and with it torch and
+diffusers) is imported by the first worker that gets a job, never at server start.
+
+Cancelling is cooperative: the engine asks ``should_cancel()`` between steps; it answers yes when
+the job was deleted (here, or by another server sharing the database), when recovery gave the
+claim away, or when the server is shutting down (then the job goes back to the queue unharmed).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from openreel.errors import Cancelled, OpenreelError
+from openreel.jobs.store import JobRecord, JobStore, this_host, worker_name
+from openreel.spec import VideoSpec
+
+log = logging.getLogger("openreel.jobs")
+
+VIDEO_NAME = "video.mp4"
+
+
+class EngineLike(Protocol):
+    """What the executor needs from ``openreel.engine.Engine`` (tests pass a fake)."""
+
+    def resolve(self, spec: VideoSpec) -> VideoSpec: ...
+
+    def plan(self, spec: VideoSpec) -> Any: ...
+
+    def generate(
+        self,
+        spec: VideoSpec,
+        *,
+        output: Path,
+        on_progress: Callable[[Any], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> Any: ...
+
+
+def default_engine_factory() -> EngineLike:
+    from openreel.engine import Engine  # its runner imports torch, when the first job runs
+
+    return Engine()
+
+
+def default_check_engine_factory() -> EngineLike:
+    """An engine for checking requests only. Whether a model can make a request (length, mode,
+    size) does not depend on the machine, and detecting the real hardware imports torch, which
+    the server's request path must never do: so it plans for a notional unlimited CPU."""
+    from openreel.engine import Engine
+    from openreel.hardware import Hardware
+
+    return Engine(hardware=Hardware("cpu", "float32", "request check", float("inf"), 1))
+
+
+def remove_job_files(directory: Path) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+class LocalExecutor:
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        outputs_dir: Path,
+        workers: int = 1,
+        engine_factory: Callable[[], EngineLike] = default_engine_factory,
+        check_engine_factory: Callable[[], EngineLike] | None = None,
+        idle_poll_s: float = 0.5,
+        heartbeat_s: float = 10.0,
+        stale_after_s: float = 120.0,
+        progress_every_s: float = 0.5,
+        cancel_check_every_s: float = 1.0,
+    ):
+        self.store = store
+        self.outputs_dir = Path(outputs_dir)
+        self.workers = workers
+        self.engine_factory = engine_factory
+        if check_engine_factory is None:
+            # A fake engine (tests) checks with itself; the real one with its torch-free twin.
+            is_default = engine_factory is default_engine_factory
+            check_engine_factory = default_check_engine_factory if is_default else engine_factory
+        self.check_engine_factory = check_engine_factory
+        self.idle_poll_s = idle_poll_s
+        self.heartbeat_s = heartbeat_s
+        self.stale_after_s = stale_after_s
+        self.progress_every_s = progress_every_s
+        self.cancel_check_every_s = cancel_check_every_s
+        self._stopping = threading.Event()
+        # One permit per job submitted here: an idle worker wakes at once instead of at its next poll.
+        self._wake = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._running: dict[str, str] = {}  # job id -> worker name
+        self._cancelled: set[str] = set()
+        self._check_engine: EngineLike | None = None
+        self._check_lock = threading.Lock()
+        self.engines_created = 0
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        report = self.store.recover(stale_after=self.stale_after_s, on_requeue=self._clean_before_rerun)
+        if report.requeued or report.failed:
+            log.warning(
+                "recovered jobs of a stopped server: requeued %s, failed %s", report.requeued, report.failed
+            )
+        self._stopping.clear()
+        for index in range(self.workers):
+            thread = threading.Thread(
+                target=self._work, args=(index,), name=f"openreel-worker-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        thread = threading.Thread(target=self._keep_alive, name="openreel-heartbeat", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming, hand running jobs back to the queue, and wait for the workers."""
+        self._stopping.set()
+        for _ in range(self.workers):
+            self._wake.release()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads.clear()
+
+    def notify(self) -> None:
+        self._wake.release()
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask a job running here to stop; True if it was running here."""
+        with self._lock:
+            if job_id in self._running:
+                self._cancelled.add(job_id)
+                return True
+        return False
+
+    def is_running_here(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._running
+
+    def running(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.outputs_dir / job_id
+
+    # --- validation at the edge ---
+
+    def check(self, spec: VideoSpec) -> VideoSpec:
+        """Resolve and plan ``spec`` as a worker would, so a request the model cannot make is a
+        400 now rather than a failed job later. Uses its own engine: it never loads pipelines."""
+        with self._check_lock:
+            if self._check_engine is None:
+                self._check_engine = self.check_engine_factory()
+            resolved = self._check_engine.resolve(spec)
+            self._check_engine.plan(resolved)
+        return resolved
+
+    # --- workers ---
+
+    def _keep_alive(self) -> None:
+        prefix = f"{this_host()}:"
+        last_recover = time.monotonic()
+        while not self._stopping.wait(self.heartbeat_s):
+            try:
+                self.store.heartbeat(self.running(), prefix)
+                if time.monotonic() - last_recover > self.stale_after_s / 2:
+                    last_recover = time.monotonic()
+                    self.store.recover(stale_after=self.stale_after_s, on_requeue=self._clean_before_rerun)
+            except Exception:  # the database may be restarting; the next beat tries again
+                log.exception("heartbeat failed")
+
+    def _work(self, index: int) -> None:
+        name = worker_name(f"w{index}")
+        engine: EngineLike | None = None
+        while not self._stopping.is_set():
+            try:
+                job = self.store.claim(name)
+            except Exception:
+                log.exception("could not claim a job; trying again")
+                self._stopping.wait(self.idle_poll_s * 4)
+                continue
+            if job is None:
+                self._wake.acquire(timeout=self.idle_poll_s)
+                continue
+            if engine is None:
+                try:
+                    engine = self.engine_factory()
+                    self.engines_created += 1
+                except Exception as exc:  # an engine that cannot even start fails the job, not the worker
+                    log.exception("could not start the engine")
+                    self.store.fail(job.id, name, "engine_unavailable", f"the engine could not start: {exc}")
+                    continue
+            self._run(job, engine, name)
+
+    def _clean_before_rerun(self, job: JobRecord) -> None:
+        # Whatever a dead worker left (temporary files, a partial variation) goes; the rerun
+        # writes everything again, so nothing half-written can ever be served.
+        remove_job_files(self.job_dir(job.id))
+
+    def _run(self, job: JobRecord, engine: EngineLike, name: str) -> None:
+        directory = self.job_dir(job.id)
+        self._clean_before_rerun(job)
+        directory.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._running[job.id] = name
+        state = {"lost": False, "last_check": time.monotonic(), "last_write": 0.0, "stage": None}
+
+        def should_cancel() -> bool:
+            if self._stopping.is_set() or state["lost"]:
+                return True
+            with self._lock:
+                if job.id in self._cancelled:
+                    return True
+            now = time.monotonic()
+            if now - state["last_check"] >= self.cancel_check_every_s:
+                # Deleted through another server, or taken back by recovery: stop wasting the GPU.
+                state["last_check"] = now
+                current = self.store.get(job.id, include_deleted=True)
+                if current is None or current.deleted_at is not None or current.claimed_by != name:
+                    state["lost"] = True
+            return state["lost"]
+
+        def on_progress(progress: Any) -> None:
+            now = time.monotonic()
+            stage = getattr(progress, "stage", None)
+            if stage == state["stage"] and now - state["last_write"] < self.progress_every_s:
+                return
+            state["stage"], state["last_write"] = stage, now
+            still_ours = self.store.update_progress(
+                job.id,
+                name,
+                fraction=getattr(progress, "fraction", 0.0),
+                stage=stage,
+                step=getattr(progress, "step", None),
+                total_steps=getattr(progress, "total_steps", None),
+                eta_seconds=getattr(progress, "eta_seconds", None),
+            )
+            if not still_ours:
+                state["lost"] = True
+
+        try:
+            spec = engine.resolve(VideoSpec.from_dict(job.spec))
+            self.store.update_progress(
+                job.id, name, fraction=0.0, stage="loading model", resolved_model=spec.model
+            )
+            result = engine.generate(
+                spec, output=directory / VIDEO_NAME, on_progress=on_progress, should_cancel=should_cancel
+            )
+        except Cancelled:
+            self._after_cancel(job, name, directory)
+        except OpenreelError as exc:
+            log.info("job %s failed: %s (%s)", job.id, exc.message, exc.code)
+            self._finish_failed(job, name, directory, exc.code, exc.message)
+        except Exception as exc:
+            log.exception("job %s failed unexpectedly", job.id)
+            message = (
+                f"generation failed unexpectedly ({type(exc).__name__}: {exc}); the server log has details"
+            )
+            self._finish_failed(job, name, directory, "generation_failed", message)
+        else:
+            outputs = [self._describe(output, directory) for output in result.outputs]
+            if not self.store.complete(job.id, name, outputs):
+                # Deleted (or given away) while the last frames were encoded.
+                self._after_cancel(job, name, directory)
+        finally:
+            with self._lock:
+                self._running.pop(job.id, None)
+                self._cancelled.discard(job.id)
+
+    def _finish_failed(self, job: JobRecord, name: str, directory: Path, code: str, message: str) -> None:
+        if not self.store.fail(job.id, name, code, message):
+            self._after_cancel(job, name, directory)
+            return
+        remove_job_files(directory)  # a failed job serves nothing; keep no partial files
+
+    def _after_cancel(self, job: JobRecord, name: str, directory: Path) -> None:
+        current = self.store.get(job.id, include_deleted=True)
+        if current is not None and current.deleted_at is None and current.claimed_by == name:
+            # Not deleted: the server is stopping. Back to the queue, and this attempt does not count.
+            self.store.release(job.id, name)
+            remove_job_files(directory)
+            return
+        if current is not None and current.deleted_at is not None:
+            self.store.finish_cancelled(job.id)
+            remove_job_files(directory)
+        # Otherwise recovery gave the job to another worker, which owns the folder now.
+
+    @staticmethod
+    def _describe(output: Any, directory: Path) -> dict[str, Any]:
+        def relative(path: Any) -> str | None:
+            if path is None:
+                return None
+            path = Path(path)
+            try:
+                return str(path.resolve().relative_to(directory.resolve()))
+            except ValueError:
+                return str(path)
+
+        return {
+            "variation": int(getattr(output, "variation", 1)),
+            "seed": int(getattr(output, "seed", 0)),
+            "video": relative(getattr(output, "video", None)),
+            "thumbnail": relative(getattr(output, "thumbnail", None)),
+            "spritesheet": relative(getattr(output, "spritesheet", None)),
+            "recipe": relative(getattr(output, "recipe", None)),
+        }

@@ -1,0 +1,169 @@
+"""``openreel serve`` and ``openreel keys create|list|revoke``, mounted by ``openreel.cli``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+_DB_HELP = "Database URL (default: SQLite in the openreel folder); postgresql://user@host/db for a team."
+
+
+def serve_command(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; anything but loopback needs API keys."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    database_url: str | None = typer.Option(
+        None, "--database-url", envvar="OPENREEL_DATABASE_URL", help=_DB_HELP
+    ),
+    workers: int | None = typer.Option(None, help="Local worker threads (default 1; 0: queue only)."),
+    sora_2_model: str | None = typer.Option(None, "--sora-2-model", help="The model `sora-2` means here."),
+    sora_2_pro_model: str | None = typer.Option(
+        None, "--sora-2-pro-model", help="The model `sora-2-pro` means here."
+    ),
+    insecure_no_auth: bool = typer.Option(
+        False,
+        "--insecure-no-auth",
+        help="Serve a non-loopback address without API keys (trusted networks only).",
+    ),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+) -> None:
+    """Serve the OpenAI Videos API (point the openai SDK's base_url at http://HOST:PORT/v1)."""
+    import uvicorn
+
+    from openreel.jobs.store import JobStore
+    from openreel.server.app import build_app
+    from openreel.server.auth import UnsafeBindError, check_bind
+    from openreel.server.settings import Settings
+
+    settings = Settings.from_env(
+        host=host,
+        port=port,
+        database_url=database_url,
+        workers=workers,
+        sora_2_model=sora_2_model,
+        sora_2_pro_model=sora_2_pro_model,
+        insecure_no_auth=insecure_no_auth or None,
+        log_level=log_level,
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    store = JobStore(settings.database_url)
+    try:
+        check_bind(settings.host, store.active_key_count() > 0, settings.insecure_no_auth)
+    except UnsafeBindError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        store.close()
+        raise typer.Exit(2) from None
+    mode = "API keys required" if store.active_key_count() else "single-user (no API keys)"
+    err_console.print(
+        f"openreel {store.dialect} queue, {settings.workers} worker(s), {mode}: "
+        f"base_url=http://{settings.host}:{settings.port}/v1"
+    )
+    try:
+        uvicorn.run(
+            build_app(settings, store=store),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        store.close()
+
+
+keys_app = typer.Typer(
+    help="API keys: with any key in place, every request needs one.", no_args_is_help=False
+)
+
+
+def _store(database_url: str | None):
+    from openreel.jobs.store import JobStore
+
+    return JobStore(database_url)
+
+
+def _when(timestamp: float | None) -> str:
+    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M") if timestamp else "-"
+
+
+@keys_app.command("create")
+def keys_create(
+    name: str = typer.Option(..., "--name", help="Who or what the key is for."),
+    database_url: str | None = typer.Option(
+        None, "--database-url", envvar="OPENREEL_DATABASE_URL", help=_DB_HELP
+    ),
+) -> None:
+    """Make an API key and print it once (only its hash is stored)."""
+    from openreel.server.auth import create_api_key
+
+    store = _store(database_url)
+    try:
+        record, secret = create_api_key(store, name)
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    err_console.print(f"created {record.id} for {record.name!r}; this is the only time the key is shown:")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(
+    all_keys: bool = typer.Option(False, "--all", help="Include revoked keys."),
+    database_url: str | None = typer.Option(
+        None, "--database-url", envvar="OPENREEL_DATABASE_URL", help=_DB_HELP
+    ),
+) -> None:
+    """List API keys (never the secrets)."""
+    store = _store(database_url)
+    try:
+        keys = store.list_keys(include_revoked=all_keys)
+    finally:
+        store.close()
+    if not keys:
+        err_console.print(
+            "no API keys: the server is single-user on 127.0.0.1 (`openreel keys create --name NAME`)"
+        )
+        return
+    table = Table("id", "name", "starts with", "created", "last used", "revoked")
+    for key in keys:
+        table.add_row(
+            key.id,
+            key.name,
+            key.prefix + "…",
+            _when(key.created_at),
+            _when(key.last_used_at),
+            _when(key.revoked_at),
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: str = typer.Argument(..., help="A key id (key_...) or a name (revokes every key of that name)."),
+    database_url: str | None = typer.Option(
+        None, "--database-url", envvar="OPENREEL_DATABASE_URL", help=_DB_HELP
+    ),
+) -> None:
+    """Revoke a key: requests with it get 401 at once."""
+    store = _store(database_url)
+    try:
+        revoked = store.revoke_key(key)
+        left = store.active_key_count()
+    finally:
+        store.close()
+    if not revoked:
+        err_console.print(f"[red]error:[/red] no active key with id or name {key!r} (`openreel keys list`)")
+        raise typer.Exit(1)
+    for record in revoked:
+        err_console.print(f"revoked {record.id} ({record.name})")
+    if left == 0:
+        err_console.print("no active keys remain: the server is single-user on loopback again")

@@ -1,0 +1,602 @@
+"""The OpenAI Videos API: ``OpenAIServingVideos`` does the work on plain data and raises
+openreel errors; the router below only moves HTTP in and out (vLLM's serving/router split).
+
+Uploads (``input_reference``) are checked here before anything is queued: size on the wire, the
+type by its content (Pillow, not the file name), the pixel count from the header before any
+decoding (decompression bombs), then a full decode, so a broken image is a 400, never a crash
+inside a worker.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import FileResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from openreel import __version__
+from openreel.errors import UnsupportedModeError
+from openreel.jobs.executor import LocalExecutor, remove_job_files
+from openreel.jobs.store import COMPLETED, FAILED, IN_PROGRESS, QUEUED, JobRecord, JobStore, new_job_id
+from openreel.models.catalog import all_cards, get_card
+from openreel.server.auth import Principal, authenticate
+from openreel.server.protocol import (
+    OPENREEL_FIELDS,
+    ApiError,
+    Conflict,
+    ErrorResponse,
+    Health,
+    ModelList,
+    ModelObject,
+    NotFound,
+    OpenreelInfo,
+    OpenreelOutput,
+    PayloadTooLarge,
+    Video,
+    VideoCreateRequest,
+    VideoDeleted,
+    VideoError,
+    VideoList,
+)
+from openreel.server.settings import Settings
+
+log = logging.getLogger("openreel.server")
+
+IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
+VARIANTS = {
+    "video": ("video", "video/mp4"),
+    "thumbnail": ("thumbnail", "image/jpeg"),
+    "spritesheet": ("spritesheet", "image/jpeg"),
+}
+
+
+@dataclass(frozen=True)
+class ImageUpload:
+    data: bytes
+    format: str
+    width: int
+    height: int
+
+    @property
+    def suffix(self) -> str:
+        return IMAGE_FORMATS[self.format]
+
+
+def check_image(
+    data: bytes, *, max_bytes: int, max_pixels: int, param: str = "input_reference"
+) -> ImageUpload:
+    """Check an uploaded image by its content; raises 413 when too big, 400 when not a usable image."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(
+            f"the image is {len(data)} bytes; the limit is {max_bytes} bytes",
+            param=param,
+            code="file_too_large",
+        )
+    if not data:
+        raise ApiError("the image is empty", param=param, code="invalid_image")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt, (width, height) = image.format or "", image.size
+            if fmt not in IMAGE_FORMATS:
+                raise ApiError(
+                    f"input_reference must be a PNG, JPEG or WebP image (this is {fmt or 'unknown'})",
+                    param=param,
+                    code="invalid_image_format",
+                )
+            # The header tells the size; check it before decoding anything (decompression bombs).
+            if width * height > max_pixels:
+                raise ApiError(
+                    f"the image is {width}x{height} ({width * height} pixels); "
+                    f"the limit is {max_pixels} pixels",
+                    param=param,
+                    code="image_too_large",
+                )
+            image.verify()
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # verify() misses truncated pixel data; a full decode does not
+    except ApiError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ApiError(
+            f"input_reference is not a readable image ({exc})", param=param, code="invalid_image"
+        ) from None
+    return ImageUpload(data=data, format=fmt, width=width, height=height)
+
+
+def decode_image_url(url: str) -> bytes:
+    if not url.startswith("data:"):
+        # Fetching arbitrary URLs from the server would let a client probe the server's network.
+        raise ApiError(
+            "input_reference.image_url must be a data URL (data:image/png;base64,...); "
+            "this server does not fetch remote URLs",
+            param="input_reference",
+            code="invalid_image_url",
+        )
+    header, _, payload = url.partition(",")
+    if ";base64" not in header:
+        raise ApiError(
+            "the data URL must be base64-encoded", param="input_reference", code="invalid_image_url"
+        )
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(
+            "the data URL is not valid base64", param="input_reference", code="invalid_image_url"
+        ) from None
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def poll_after_ms(
+    job: JobRecord, *, position: int, running_etas: list[float | None], workers: int, settings: Settings
+) -> int | None:
+    """How long a poller should wait before asking again: a fraction of the time the job is
+    expected to need, so it hears promptly and a queue of pollers does not hammer the server."""
+    if job.status == IN_PROGRESS:
+        wait_s = (job.eta_seconds / 4) if job.eta_seconds else 1.0
+    elif job.status == QUEUED:
+        known = [eta for eta in running_etas if eta is not None]
+        first_free = min(known) if known else 1.0
+        per_job = max(known) if known else 2.0
+        wait_s = (first_free + (position // max(workers, 1)) * per_job) / 2
+    else:
+        return None
+    return int(min(max(wait_s * 1000, settings.poll_min_ms), settings.poll_max_ms))
+
+
+class OpenAIServingVideos:
+    def __init__(self, store: JobStore, executor: LocalExecutor, settings: Settings):
+        self.store = store
+        self.executor = executor
+        self.settings = settings
+
+    # --- conversions ---
+
+    def to_video(self, job: JobRecord, *, queue_position: int | None = None) -> Video:
+        status = job.status if job.status in (QUEUED, IN_PROGRESS, COMPLETED, FAILED) else FAILED
+        error = (
+            VideoError(code=job.error_code or "failed", message=job.error_message or "")
+            if status == FAILED
+            else None
+        )
+        progress = 100 if status == COMPLETED else int(min(job.progress * 100, 99))
+        extras = {name: job.extras.get(name) for name in OPENREEL_FIELDS}
+        info = OpenreelInfo(
+            model=job.resolved_model,
+            **extras,
+            stage=job.stage,
+            step=job.step,
+            total_steps=job.total_steps,
+            eta_seconds=job.eta_seconds,
+            queue_position=queue_position,
+            attempts=job.attempts,
+            has_input_reference=job.input_reference is not None,
+            outputs=[OpenreelOutput(variation=o["variation"], seed=o["seed"]) for o in job.outputs],
+        )
+        return Video(
+            id=job.id,
+            model=job.model,
+            status=status,
+            progress=progress,
+            created_at=int(job.created_at),
+            completed_at=int(job.completed_at)
+            if job.completed_at and status in (COMPLETED, FAILED)
+            else None,
+            expires_at=int(job.expires_at) if job.expires_at else None,
+            prompt=job.prompt,
+            size=job.size,
+            seconds=job.seconds,
+            remixed_from_video_id=job.remixed_from_video_id,
+            error=error,
+            openreel=info,
+        )
+
+    def _get(self, video_id: str, owner: str) -> JobRecord:
+        job = self.store.get(video_id, owner)
+        if job is None:
+            raise NotFound(f"no video with id {video_id!r}", param="video_id", code="video_not_found")
+        return job
+
+    # --- operations ---
+
+    def create(self, request: VideoCreateRequest, upload: bytes | None, owner: str) -> Video:
+        settings = self.settings
+        asked_model = request.model or "sora-2"
+        model = settings.model_aliases().get(asked_model, asked_model)
+        image: ImageUpload | None = None
+        if request.input_reference is not None:
+            if upload is not None:
+                raise ApiError(
+                    "give input_reference once: as a file or as image_url", param="input_reference"
+                )
+            if "image_url" not in request.input_reference:
+                raise ApiError(
+                    "input_reference needs image_url (a data URL); file_id needs the Files API, "
+                    "which this server does not have",
+                    param="input_reference",
+                    code="unsupported_parameter",
+                )
+            upload = decode_image_url(request.input_reference["image_url"])
+        if upload is not None:
+            image = check_image(
+                upload, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels
+            )
+        # Only catalog ids: the engine would also take a folder path, which must not let a
+        # client name files on the server.
+        card = get_card(model)
+        mode = "t2v"
+        if image is not None:
+            mode = "i2v"
+            if mode not in card.modes:
+                able = [c.id for c in all_cards() if mode in c.modes]
+                raise UnsupportedModeError(
+                    f"{card.id} cannot start from an image (input_reference); models that can: "
+                    f"{', '.join(able) or 'none yet'}",
+                    param="input_reference",
+                )
+        spec = request.to_spec(
+            model=model,
+            default_size=settings.default_size,
+            default_seconds=settings.default_seconds,
+            mode=mode,
+        )
+        resolved = self.executor.check(spec)
+        job_id = new_job_id()
+        reference: str | None = None
+        if image is not None:
+            path = settings.uploads_path / f"{job_id}{image.suffix}"
+            write_atomically(path, image.data)
+            reference = str(path)
+            resolved_dict = resolved.to_dict()
+            resolved_dict["extra"] = {**resolved_dict.get("extra", {}), "input_reference": reference}
+        else:
+            resolved_dict = resolved.to_dict()
+        job = self.store.create_job(
+            job_id=job_id,
+            owner=owner,
+            model=asked_model,
+            resolved_model=resolved.model,
+            prompt=resolved.prompt,
+            size=resolved.size,
+            seconds=f"{resolved.seconds:g}",
+            spec=resolved_dict,
+            extras=request.extras(),
+            input_reference=reference,
+            max_attempts=settings.max_attempts,
+        )
+        self.executor.notify()
+        return self.to_video(job, queue_position=self.store.queue_position(job))
+
+    def retrieve(self, video_id: str, owner: str) -> tuple[Video, int | None]:
+        job = self._get(video_id, owner)
+        position = self.store.queue_position(job) if job.status == QUEUED else None
+        etas = self.store.running_etas() if job.status == QUEUED else []
+        after = poll_after_ms(
+            job,
+            position=position or 0,
+            running_etas=etas,
+            workers=self.settings.workers,
+            settings=self.settings,
+        )
+        return self.to_video(job, queue_position=position), after
+
+    def list(self, owner: str, *, after: str | None, limit: int, order: str) -> VideoList:
+        try:
+            jobs, has_more = self.store.list(owner, after=after, limit=limit, order=order)
+        except KeyError:
+            raise NotFound(
+                f"no video with id {after!r} to list after", param="after", code="video_not_found"
+            ) from None
+        data = [self.to_video(job) for job in jobs]
+        return VideoList(
+            data=data,
+            first_id=data[0].id if data else None,
+            last_id=data[-1].id if data else None,
+            has_more=has_more,
+        )
+
+    def delete(self, video_id: str, owner: str) -> VideoDeleted:
+        job = self.store.delete(video_id, owner)
+        if job is None:
+            raise NotFound(f"no video with id {video_id!r}", param="video_id", code="video_not_found")
+        # A job running here is stopped by its worker, which then removes the folder itself
+        # (removing it under a writing encoder would only turn the cancel into an error).
+        if not self.executor.cancel(job.id) and job.status != IN_PROGRESS:
+            remove_job_files(self.executor.job_dir(job.id))
+        if job.input_reference:
+            Path(job.input_reference).unlink(missing_ok=True)
+        return VideoDeleted(id=job.id)
+
+    def content_path(self, video_id: str, owner: str, variant: str, variation: int) -> tuple[Path, str]:
+        job = self._get(video_id, owner)
+        if job.status != COMPLETED:
+            detail = (
+                f"it failed: {job.error_message}"
+                if job.status == FAILED
+                else f"it is {job.status.replace('_', ' ')} ({int(job.progress * 100)}%)"
+            )
+            raise Conflict(f"video {video_id} has no content yet: {detail}", code="video_not_ready")
+        key, media_type = VARIANTS[variant]
+        output = next((o for o in job.outputs if o["variation"] == variation), None)
+        if output is None:
+            raise ApiError(
+                f"video {video_id} has variations 1..{len(job.outputs)}; {variation} was asked",
+                param="variation",
+            )
+        relative = output.get(key)
+        path = self.executor.job_dir(job.id) / relative if relative else None
+        if path is None or not path.is_file():
+            raise NotFound(f"the {variant} of video {video_id} is missing on the server", param="variant")
+        return path, media_type
+
+    def models(self) -> ModelList:
+        data = [
+            ModelObject(id=card.id, owned_by=card.authors[0] if card.authors else "openreel")
+            for card in all_cards()
+        ]
+        for alias, target in self.settings.model_aliases().items():
+            data.append(ModelObject(id=alias, owned_by=f"openreel (maps to {target})"))
+        return ModelList(data=data)
+
+    def model(self, model_id: str) -> ModelObject:
+        for item in self.models().data:
+            if item.id == model_id:
+                return item
+        raise NotFound(
+            f"no model {model_id!r}; GET /v1/models lists them", param="model", code="model_not_found"
+        )
+
+    def health(self) -> Health:
+        return Health(
+            version=__version__,
+            database=self.store.dialect,
+            workers=self.settings.workers,
+            jobs=self.store.counts(),
+        )
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in ((400, "Invalid request"), (401, "Missing or wrong API key"), (404, "No such video"))
+}
+
+_CREATE_SCHEMA = VideoCreateRequest.model_json_schema()
+_MULTIPART_SCHEMA = {
+    **_CREATE_SCHEMA,
+    "properties": {
+        **{k: v for k, v in _CREATE_SCHEMA["properties"].items() if k != "input_reference"},
+        "input_reference": {
+            "type": "string",
+            "format": "binary",
+            "description": "A PNG, JPEG or WebP image.",
+        },
+    },
+}
+CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": _MULTIPART_SCHEMA},
+            "application/json": {"schema": _CREATE_SCHEMA},
+        },
+    }
+}
+
+router = APIRouter()
+
+
+def get_serving(request: Request) -> OpenAIServingVideos:
+    return request.app.state.serving
+
+
+def _validation_error(exc: ValidationError) -> ApiError:
+    first = exc.errors()[0]
+    param = ".".join(str(part) for part in first["loc"]) or None
+    if first["type"] == "extra_forbidden":
+        return ApiError(f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter")
+    if first["type"] == "missing":
+        return ApiError(
+            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
+    return ApiError(f"Invalid value for '{param}': {first['msg']}", param=param, code="invalid_value")
+
+
+async def read_create_body(request: Request, settings: Settings) -> tuple[VideoCreateRequest, bytes | None]:
+    """The create body as the SDK sends it (multipart: fields, bracketed nested fields, a file) or
+    as JSON (older SDKs, curl)."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > settings.max_body_bytes:
+        raise PayloadTooLarge(f"the request is {length} bytes; the limit is {settings.max_body_bytes} bytes")
+    content_type = request.headers.get("content-type", "")
+    upload: bytes | None = None
+    if content_type.startswith("multipart/form-data") or content_type.startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        form = await request.form(max_files=4, max_fields=64)
+        try:
+            fields: dict[str, Any] = {}
+            for key, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    if key != "input_reference":
+                        raise ApiError(
+                            f"Unknown file parameter: '{key}'.", param=key, code="unknown_parameter"
+                        )
+                    if value.size is not None and value.size > settings.max_upload_bytes:
+                        raise PayloadTooLarge(
+                            f"the image is {value.size} bytes; "
+                            f"the limit is {settings.max_upload_bytes} bytes",
+                            param="input_reference",
+                            code="file_too_large",
+                        )
+                    upload = await value.read()
+                elif key.startswith("input_reference[") and key.endswith("]"):
+                    fields.setdefault("input_reference", {})[key[len("input_reference[") : -1]] = value
+                else:
+                    fields[key] = value
+        finally:
+            await form.close()
+    else:
+        raw = await request.body()
+        try:
+            fields = json.loads(raw or b"{}")
+        except ValueError:
+            raise ApiError("the body is neither JSON nor a multipart form", code="invalid_json") from None
+        if not isinstance(fields, dict):
+            raise ApiError("the JSON body must be an object", code="invalid_json")
+    try:
+        return VideoCreateRequest.model_validate(fields), upload
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
+@router.post(
+    "/v1/videos",
+    response_model=Video,
+    responses=ERRORS | {413: {"model": ErrorResponse}},
+    openapi_extra=CREATE_BODY,
+    summary="Create a video",
+    tags=["videos"],
+)
+async def create_video(
+    request: Request,
+    principal: Principal = Depends(authenticate),
+    serving: OpenAIServingVideos = Depends(get_serving),
+) -> Video:
+    body, upload = await read_create_body(request, serving.settings)
+    return await run_in_threadpool(serving.create, body, upload, principal.owner)
+
+
+@router.get("/v1/videos", response_model=VideoList, responses=ERRORS, summary="List videos", tags=["videos"])
+def list_videos(
+    after: str | None = Query(None, description="The last id of the previous page."),
+    limit: int = Query(20, ge=1, le=100),
+    order: Literal["asc", "desc"] = Query("desc"),
+    principal: Principal = Depends(authenticate),
+    serving: OpenAIServingVideos = Depends(get_serving),
+) -> VideoList:
+    return serving.list(principal.owner, after=after, limit=limit, order=order)
+
+
+@router.get(
+    "/v1/videos/{video_id}",
+    response_model=Video,
+    responses=ERRORS,
+    summary="Retrieve a video",
+    tags=["videos"],
+)
+def retrieve_video(
+    video_id: str,
+    response: Response,
+    principal: Principal = Depends(authenticate),
+    serving: OpenAIServingVideos = Depends(get_serving),
+) -> Video:
+    video, after_ms = serving.retrieve(video_id, principal.owner)
+    if after_ms is not None:
+        response.headers["openai-poll-after-ms"] = str(after_ms)
+    return video
+
+
+@router.delete(
+    "/v1/videos/{video_id}",
+    response_model=VideoDeleted,
+    responses=ERRORS,
+    summary="Delete a video (cancels it if it is still being made)",
+    tags=["videos"],
+)
+def delete_video(
+    video_id: str,
+    principal: Principal = Depends(authenticate),
+    serving: OpenAIServingVideos = Depends(get_serving),
+) -> VideoDeleted:
+    return serving.delete(video_id, principal.owner)
+
+
+@router.get(
+    "/v1/videos/{video_id}/content",
+    responses=ERRORS
+    | {
+        409: {"model": ErrorResponse, "description": "Not completed"},
+        200: {"content": {"video/mp4": {}, "image/jpeg": {}}},
+    },
+    response_class=FileResponse,
+    summary="Download the video, its thumbnail or its spritesheet",
+    tags=["videos"],
+)
+def download_content(
+    video_id: str,
+    variant: Literal["video", "thumbnail", "spritesheet"] = Query("video"),
+    variation: int = Query(1, ge=1, description="openreel: which variation, when more than one was made."),
+    principal: Principal = Depends(authenticate),
+    serving: OpenAIServingVideos = Depends(get_serving),
+) -> FileResponse:
+    path, media_type = serving.content_path(video_id, principal.owner, variant, variation)
+    return FileResponse(path, media_type=media_type, filename=f"{video_id}-{variant}{path.suffix}")
+
+
+@router.post(
+    "/v1/videos/{video_id}/remix",
+    responses=ERRORS,
+    summary="Remix (not available yet)",
+    tags=["videos"],
+)
+def remix_video(video_id: str, principal: Principal = Depends(authenticate)) -> None:
+    # A remix edits the source video, which needs a video-to-video model; say so plainly rather
+    # than quietly making an unrelated clip.
+    raise UnsupportedModeError(
+        "remix needs a video-to-video model, which this server does not offer yet; "
+        "create a new video with the new prompt (and the same seed via extra_body) instead",
+        param="video_id",
+    )
+
+
+@router.get("/v1/models", response_model=ModelList, summary="List models", tags=["models"])
+def list_models(
+    principal: Principal = Depends(authenticate), serving: OpenAIServingVideos = Depends(get_serving)
+) -> ModelList:
+    return serving.models()
+
+
+@router.get("/v1/models/{model_id}", response_model=ModelObject, responses=ERRORS, tags=["models"])
+def retrieve_model(
+    model_id: str,
+    principal: Principal = Depends(authenticate),
+    serving: OpenAIServingVideos = Depends(get_serving),
+) -> ModelObject:
+    return serving.model(model_id)
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness and queue counts", tags=["server"])
+def healthz(serving: OpenAIServingVideos = Depends(get_serving)) -> Health:
+    return serving.health()
+
+
+def attach_router(app: FastAPI) -> None:
+    app.include_router(router)

@@ -1,0 +1,251 @@
+"""The OpenAI Videos API as pydantic models, in OpenAI's field order, plus openreel's extras.
+
+Requests are strict: an unknown field is a 400 naming it (as OpenAI does), never silently
+dropped. openreel's own settings arrive the way the SDK sends ``extra_body`` (extra form fields or
+JSON keys) and come back in the ``openreel`` field of the Video object.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from openreel import spec as specs
+from openreel.errors import OpenreelError, SpecError
+from openreel.spec import VideoSpec
+
+# --- errors the API raises (the app's exception handlers turn them into the envelope) ---------
+
+
+class ApiError(OpenreelError):
+    code = "invalid_request"
+    status = 400
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message, param=param)
+        if code:
+            self.code = code
+
+
+class AuthenticationFailed(ApiError):
+    code = "invalid_api_key"
+    status = 401
+
+
+class NotFound(ApiError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(ApiError):
+    code = "conflict"
+    status = 409
+
+
+class PayloadTooLarge(ApiError):
+    code = "payload_too_large"
+    status = 413
+
+
+class ErrorInfo(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorInfo
+
+
+def error_type(status: int) -> str:
+    """OpenAI's ``type`` for a status: client mistakes are invalid_request_error, ours server_error."""
+    return "server_error" if status >= 500 else "invalid_request_error"
+
+
+def error_body(status: int, message: str, *, param: str | None = None, code: str | None = None) -> dict:
+    return ErrorResponse(
+        error=ErrorInfo(message=message, type=error_type(status), param=param, code=code)
+    ).model_dump()
+
+
+# --- requests --------------------------------------------------------------------------------
+
+# openreel's settings beyond OpenAI's four fields, in the order they are echoed.
+OPENREEL_FIELDS = (
+    "negative_prompt",
+    "seed",
+    "style",
+    "fps",
+    "resolution",
+    "aspect",
+    "steps",
+    "guidance",
+    "variations",
+)
+
+
+class VideoCreateRequest(BaseModel):
+    """POST /v1/videos. Multipart forms arrive as strings; pydantic's lax mode reads numbers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(description="What the video shows.")
+    model: str | None = Field(
+        None, description="A catalog id, or sora-2 / sora-2-pro (mapped by the server)."
+    )
+    seconds: str | None = Field(
+        None, description='Clip length in seconds, as a string: "4", "8", "12", "2.5".'
+    )
+    size: str | None = Field(None, description='Output WIDTHxHEIGHT, e.g. "1280x720".')
+    # JSON bodies only; a multipart upload comes as a file part instead.
+    input_reference: dict[str, str] | None = Field(
+        None, description='{"image_url": "data:image/png;base64,..."}; or upload a file as multipart.'
+    )
+    # --- openreel extras (the SDK's extra_body) ---
+    negative_prompt: str | None = None
+    seed: int | None = None
+    style: str | None = None
+    fps: int | None = None
+    resolution: Literal["480p", "720p", "1080p"] | None = None
+    aspect: Literal["16:9", "9:16", "1:1"] | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    variations: int | None = None
+
+    @field_validator("seconds", mode="before")
+    @classmethod
+    def _seconds_as_text(cls, value: Any) -> Any:
+        # Old SDKs and hand-written JSON send a number; the API's own type is a string.
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return f"{value:g}"
+        return value
+
+    def extras(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in OPENREEL_FIELDS if getattr(self, name) is not None}
+
+    def output_size(self, default_size: str) -> tuple[int, int]:
+        if self.resolution or self.aspect:
+            if self.size:
+                raise SpecError("give either size or resolution/aspect, not both", param="size")
+            return specs.size_for(
+                self.resolution or specs.DEFAULT_RESOLUTION, self.aspect or specs.DEFAULT_ASPECT
+            )
+        return specs.parse_size(self.size or default_size)
+
+    def to_spec(self, *, model: str, default_size: str, default_seconds: str, mode: str = "t2v") -> VideoSpec:
+        """The VideoSpec this request asks for (not yet validated: the engine does that)."""
+        width, height = self.output_size(default_size)
+        seconds_text = self.seconds if self.seconds not in (None, "") else default_seconds
+        try:
+            seconds = float(seconds_text)
+        except ValueError:
+            raise SpecError(
+                f'seconds must be a number such as "4" (got {seconds_text!r})', param="seconds"
+            ) from None
+        values: dict[str, Any] = dict(
+            prompt=self.prompt,
+            model=model,
+            seconds=seconds,
+            width=width,
+            height=height,
+            mode=mode,
+            negative_prompt=self.negative_prompt,
+            style=self.style,
+            seed=self.seed,
+            steps=self.steps,
+            guidance=self.guidance,
+        )
+        if self.fps is not None:
+            values["fps"] = self.fps
+        if self.variations is not None:
+            values["variations"] = self.variations
+        return VideoSpec(**values)
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+class VideoError(BaseModel):
+    code: str
+    message: str
+
+
+class OpenreelOutput(BaseModel):
+    variation: int
+    seed: int
+
+
+class OpenreelInfo(BaseModel):
+    """openreel's view of a job: the extras that were asked for, the model that runs, live progress."""
+
+    model: str | None = Field(None, description="The catalog model that makes (or made) this video.")
+    negative_prompt: str | None = None
+    seed: int | None = None
+    style: str | None = None
+    fps: int | None = None
+    resolution: str | None = None
+    aspect: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    variations: int | None = None
+    stage: str | None = None
+    step: int | None = None
+    total_steps: int | None = None
+    eta_seconds: float | None = None
+    queue_position: int | None = None
+    attempts: int = 0
+    has_input_reference: bool = False
+    outputs: list[OpenreelOutput] = Field(default_factory=list)
+
+
+class Video(BaseModel):
+    id: str
+    object: Literal["video"] = "video"
+    model: str
+    status: Literal["queued", "in_progress", "completed", "failed"]
+    progress: int
+    created_at: int
+    completed_at: int | None = None
+    expires_at: int | None = None
+    prompt: str | None = None
+    size: str
+    seconds: str
+    remixed_from_video_id: str | None = None
+    error: VideoError | None = None
+    openreel: OpenreelInfo | None = None
+
+
+class VideoList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Video]
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
+
+
+class VideoDeleted(BaseModel):
+    id: str
+    deleted: bool = True
+    object: Literal["video.deleted"] = "video.deleted"
+
+
+class ModelObject(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+    database: str
+    workers: int
+    jobs: dict[str, int]

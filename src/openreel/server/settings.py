@@ -1,0 +1,81 @@
+"""Server settings: one pydantic object built from command-line options over ``OPENREEL_*``
+environment variables over defaults, handed to ``build_app`` and reachable from routes through
+the ``get_settings`` dependency (which tests may override)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from openreel import paths
+
+# The dated snapshots OpenAI published behind each name; code written against them maps the same.
+SORA_2_NAMES = ("sora-2", "sora-2-2025-10-06", "sora-2-2025-12-08")
+SORA_2_PRO_NAMES = ("sora-2-pro", "sora-2-pro-2025-10-06")
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    # None: SQLite at $OPENREEL_HOME/openreel.db. "postgresql://..." for a shared queue.
+    database_url: str | None = None
+    workers: int = Field(1, ge=0, le=64, description="local worker threads; 0 queues jobs for other servers")
+    # What `model: "sora-2"` and `"sora-2-pro"` mean here: the fastest good model and the best one.
+    sora_2_model: str = "ltx-video-2b-distilled"
+    sora_2_pro_model: str = "wan2.1-t2v-14b"
+    # OpenAI's defaults when a request leaves them out.
+    default_size: str = "720x1280"
+    default_seconds: str = "4"
+    # input_reference uploads: bytes on the wire, and decoded pixels (decompression bombs).
+    max_upload_bytes: int = Field(20 * 2**20, ge=1)
+    max_upload_pixels: int = Field(8192 * 8192, ge=1)
+    max_body_bytes: int = Field(25 * 2**20, ge=1)
+    # None: $OPENREEL_HOME/outputs (openreel.paths.outputs_dir()).
+    output_dir: Path | None = None
+    upload_dir: Path | None = None
+    insecure_no_auth: bool = False
+    # A job whose worker died is run again at most this many times in all.
+    max_attempts: int = Field(3, ge=1, le=20)
+    # A claim with no heartbeat for this long belongs to a dead worker (on another machine).
+    stale_after_s: float = Field(120.0, gt=0)
+    heartbeat_s: float = Field(10.0, gt=0)
+    # How often an idle worker looks for jobs queued by other processes.
+    idle_poll_s: float = Field(0.5, gt=0)
+    poll_min_ms: int = Field(250, ge=1)
+    poll_max_ms: int = Field(10_000, ge=1)
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Settings:
+        """Defaults, then ``OPENREEL_<FIELD>`` environment variables, then ``overrides`` that are not
+        None (typer passes None for options a person did not give)."""
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            env = os.environ.get(f"OPENREEL_{name.upper()}")
+            if env is not None and env != "":
+                values[name] = env
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    @property
+    def outputs_path(self) -> Path:
+        return Path(self.output_dir) if self.output_dir else paths.outputs_dir()
+
+    @property
+    def uploads_path(self) -> Path:
+        return Path(self.upload_dir) if self.upload_dir else paths.home() / "uploads"
+
+    def model_aliases(self) -> dict[str, str]:
+        aliases = {name: self.sora_2_model for name in SORA_2_NAMES}
+        aliases.update({name: self.sora_2_pro_model for name in SORA_2_PRO_NAMES})
+        return aliases
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
