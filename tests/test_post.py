@@ -124,6 +124,11 @@ def test_interpolate_makes_new_frames_and_exact_count():
     # Motion-compensated in-betweens: many output frames match no input frame.
     new = [f for f in out if min(np.abs(f.astype(int) - s).mean() for s in frames) > 1.0]
     assert len(new) >= 16
+    # Motion continues right up to the last real frame (at output 45 = 15 * 3); only the two
+    # frames after it hold still, as with the fps filter.
+    assert np.abs(out[45].astype(int) - frames[15]).mean() < 1.0
+    assert np.abs(out[44].astype(int) - frames[15]).mean() > 1.0
+    assert all(np.array_equal(out[45], f) for f in out[46:])
 
 
 def test_interpolate_with_resize_both_directions():

@@ -183,14 +183,25 @@ def _filter(
             except av.error.EOFError:  # flushed
                 return
 
-    for index, array in enumerate(frames):
+    def push(array: np.ndarray, pts: int) -> None:
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format=pix_fmt)
-        frame.pts = index
+        frame.pts = pts
         frame.time_base = time_base
         # The fps filter needs the last frame's duration to know how long it lasts: without it
         # a 3 s clip at 16 fps comes out one frame short of 72 at 24 fps.
         frame.duration = 1
         graph.vpush(frame)
+
+    count, last = 0, None
+    for count, last in enumerate(frames, start=1):
+        push(last, count - 1)
+        yield from drain()
+    if retime and interpolate and last is not None:
+        # minterpolate only makes frames up to the one before the last input (it needs a frame
+        # after to move towards): 67 of 72 for 24 frames at 8 -> 24 fps. Holding the last frame
+        # one more tick lets it interpolate all the way to the last real frame (70 of 72); the
+        # caller holds it for the rest, as the fps filter does.
+        push(last, count)
         yield from drain()
     graph.vpush(None)
     yield from drain()
