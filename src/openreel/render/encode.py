@@ -30,9 +30,10 @@ if TYPE_CHECKING:
     import av.video.stream
 
 # x264's output depends on its thread count (measured: 1, 2, 4 and 8 threads give four different
-# files from the same 720p frames), and "auto" means a different count on every machine. A fixed
-# count makes the same frames give the same bytes on any machine with the same x264. Four is
-# enough for ~70 fps at 1080p here; encoding is a small part of a generation either way.
+# files from the same 720p frames), and "auto" follows the machine's core count. A fixed count
+# takes the core count out of the output (x264's SIMD paths are meant to be bit-exact with its C
+# code; only this 2-core machine was measured). Four gives ~60-70 fps at 1080p here; encoding is
+# a small part of a generation either way.
 X264_THREADS = 4
 
 
