@@ -162,10 +162,19 @@ def test_hunyuan_guidance_is_embedded_unless_true_cfg_is_asked() -> None:
 
 
 def test_family_extras_come_from_the_card() -> None:
+    from dataclasses import replace
+
     ltx = family_module("ltx").call_arguments(tiny_plan(TINY["ltx"]), generator=None)
     assert ltx["frame_rate"] == TINY["ltx"].fps
     assert ltx["decode_timestep"] == TINY["ltx"].options["decode_timestep"]
     assert ltx["decode_noise_scale"] == TINY["ltx"].options["decode_noise_scale"]
+    assert "timesteps" not in ltx
+    distilled = [1000, 993, 987, 981, 975, 909, 725, 0.03]
+    ltx_plan = replace(tiny_plan(TINY["ltx"], steps=8), options={"timesteps": distilled})
+    assert family_module("ltx").call_arguments(ltx_plan, generator=None)["timesteps"] == distilled
+    # Asked for another step count, the planned steps win over the card's schedule.
+    other_steps = replace(ltx_plan, steps=4)
+    assert "timesteps" not in family_module("ltx").call_arguments(other_steps, generator=None)
     cog_5b = next(card for card in CARDS if card.id == "cogvideox-5b")
     cog = family_module("cogvideox").call_arguments(tiny_plan(cog_5b), generator=None)
     assert cog["use_dynamic_cfg"] is True
@@ -173,6 +182,15 @@ def test_family_extras_come_from_the_card() -> None:
         arguments = family_module(family).call_arguments(tiny_plan(TINY[family]), generator=None)
         # The Runner adds these itself.
         assert not {"output_type", "callback_on_step_end"} & set(arguments)
+
+
+def test_ltx_distilled_timesteps_run(tiny_folders: dict[str, Path]) -> None:
+    from dataclasses import replace
+
+    plan = tiny_plan(TINY["ltx"], steps=3)
+    plan = replace(plan, options={**plan.options, "timesteps": [1000, 725, 0.03]})
+    frames = generate("ltx", tiny_folders["ltx"], plan, seed=3)
+    assert frames.shape == (plan.num_frames, plan.height, plan.width, 3)
 
 
 def test_wan_flow_shift_comes_from_the_card(tiny_folders: dict[str, Path]) -> None:

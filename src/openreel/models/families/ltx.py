@@ -1,10 +1,12 @@
-"""LTX-Video (Lightricks) through diffusers' LTXPipeline.
+"""LTX-Video (Lightricks) through diffusers' LTXConditionPipeline.
 
 The VAE patchifies 4x4 and then downsamples 2x three times in space and time: 32x spatial, 8x
 temporal, with a 1x1 transformer patch. So frames are 8k+1 and sides multiples of 32. The
 transformer's rotary positions are scaled by the frame rate, so it is told the card's fps. The
 0.9.1+ VAEs denoise a little while decoding: ``decode_timestep`` and ``decode_noise_scale`` (card
-options) set how much. Distilled checkpoints run without CFG (guidance 1.0 on the card).
+options) set how much. Distilled checkpoints run without CFG (guidance 1.0 on the card) and were
+distilled on a fixed timestep schedule, which a card can give as the ``timesteps`` option (for
+example [1000, 993, 987, 981, 975, 909, 725, 0.03] for 0.9.7/0.9.8 distilled at 8 steps).
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ if TYPE_CHECKING:
     from openreel.models.catalog import ModelCard
     from openreel.plan import Plan
 
-PIPELINES: dict[str, str] = {"t2v": "LTXPipeline"}
+# LTX-Video 0.9.5+ (the cards' 0.9.7 and 0.9.8) is published as an LTXConditionPipeline: text alone
+# when no conditions are given, and LTXPipeline in diffusers 0.42 cannot take a custom timestep
+# schedule (it always passes sigmas too, and retrieve_timesteps refuses both).
+PIPELINES: dict[str, str] = {"t2v": "LTXConditionPipeline"}
 
 # Card options passed to the pipeline as they are, when the card sets them.
 CALL_OPTIONS = ("decode_timestep", "decode_noise_scale", "guidance_rescale")
@@ -56,4 +61,9 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
         "generator": generator,
     }
     arguments.update({key: plan.options[key] for key in CALL_OPTIONS if key in plan.options})
+    timesteps = plan.options.get("timesteps")
+    # A custom schedule replaces num_inference_steps; use it only when it has the planned number of
+    # steps, so progress (step i of plan.steps) stays true when someone asks for other steps.
+    if timesteps is not None and len(timesteps) == plan.steps:
+        arguments["timesteps"] = list(timesteps)
     return arguments
