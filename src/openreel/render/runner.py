@@ -53,7 +53,12 @@ class Runner:
             return self._pipe
         self.unload()
         import torch
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
 
+        # Our own progress display covers loading; their tqdm bars would interleave with it.
+        diffusers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()
         family = family_module(card.family)
         dtype = getattr(torch, plan.dtype)
         pipe = family.load_pipeline(folder, card, plan.mode, dtype)
