@@ -141,6 +141,13 @@ def test_interpolate_with_resize_both_directions():
     assert len(up) == len(down) == 24
 
 
+@pytest.mark.parametrize("interpolate", [False, True])
+def test_single_frame_becomes_a_still(interpolate):
+    frame = next(moving_frames(1, 64, 48))
+    out = run([frame], src_fps=8, width=96, height=64, fps=24, num_frames=5, interpolate=interpolate)
+    assert len(out) == 5 and all(np.array_equal(out[0], f) for f in out)
+
+
 def test_pads_by_repeating_last_frame():
     out = run(numbered_frames(4), src_fps=24, width=32, height=24, fps=24, num_frames=7)
     assert [int(f[0, 0, 0]) // 4 for f in out] == [0, 1, 2, 3, 3, 3, 3]

@@ -8,6 +8,7 @@ floats: frames go in one at a time and come out one at a time.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from typing import TYPE_CHECKING
@@ -62,8 +63,8 @@ def conform(
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"width and height must be positive, got {width}x{height}")
-    if fps <= 0 or src_fps <= 0:
-        raise ValueError(f"fps and src_fps must be positive, got fps={fps}, src_fps={src_fps}")
+    if fps <= 0 or src_fps <= 0 or int(fps) != fps:
+        raise ValueError(f"fps must be a positive whole number and src_fps positive, got {fps}, {src_fps}")
     if num_frames <= 0:
         raise ValueError(f"num_frames must be positive, got {num_frames}")
     return _conform(iter(frames), src_fps, width, height, int(fps), num_frames, interpolate)
@@ -88,9 +89,16 @@ def _conform(
     resize = (src_width, src_height) != (width, height)
     retime = src_rate != fps
 
+    second = next(frames, None)
+    if second is None:
+        # minterpolate returns nothing at all for a single frame; a still needs no motion anyway.
+        interpolate = False
+
     def source() -> Iterator[np.ndarray]:
         yield first
-        for frame in frames:
+        if second is None:
+            return
+        for frame in itertools.chain([second], frames):
             _check_frame(frame, (src_height, src_width))
             yield frame
 
@@ -108,7 +116,8 @@ def _conform(
         if count == num_frames:
             # Stop pulling: the rest of the input (and the graph's work on it) is not needed.
             return
-    assert last is not None  # the graph returns at least one frame for one input frame
+    if last is None:
+        raise RuntimeError("the ffmpeg filters returned no frames")
     for _ in range(num_frames - count):
         yield last
 
