@@ -153,7 +153,7 @@ def _layout(n_blocks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def embed(frame: np.ndarray, payload: bytes, *, step: float = STEP) -> np.ndarray:
     """A copy of ``frame`` (RGB uint8) carrying ``payload`` (8 bytes)."""
-    return _apply(frame, _delta(frame, payload, step))
+    return _Change(_delta(frame, payload, step)).apply(frame)
 
 
 def _delta(frame: np.ndarray, payload: bytes, step: float) -> np.ndarray:
@@ -175,12 +175,28 @@ def _delta(frame: np.ndarray, payload: bytes, step: float) -> np.ndarray:
     return np.rint(np.repeat(np.repeat(delta_ll, 2, axis=0), 2, axis=1)).astype(np.int16)
 
 
-def _apply(frame: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    # The same change on R, G and B is a change of luma only, whatever the luma weights.
-    out = frame.astype(np.int16)
-    out[: delta.shape[0], : delta.shape[1]] += delta[..., None]
-    np.clip(out, 0, 255, out=out)
-    return out.astype(np.uint8)
+class _Change:
+    """A luma change ready to lay on frames: split into saturating uint8 steps once, so each
+    frame costs four in-place passes (~2 ms at 1080p) instead of an int16 round trip (~10 ms)."""
+
+    def __init__(self, delta: np.ndarray):
+        # The same change on R, G and B is a change of luma only, whatever the luma weights.
+        delta3 = np.repeat(delta[..., None], 3, axis=2)
+        self.shape = delta.shape
+        self.up = np.clip(delta3, 0, 255).astype(np.uint8)
+        self.down = np.clip(-delta3, 0, 255).astype(np.uint8)
+        self.ceiling = 255 - self.up
+
+    def apply(self, frame: np.ndarray) -> np.ndarray:
+        out = frame.copy()
+        region = out[: self.shape[0], : self.shape[1]]
+        # min(x, 255-u) + u == min(x + u, 255), and max(x, d) - d == max(x - d, 0): addition that
+        # saturates instead of wrapping, with no wider type.
+        np.minimum(region, self.ceiling, out=region)
+        region += self.up
+        np.maximum(region, self.down, out=region)
+        region -= self.down
+        return out
 
 
 def watermark_frames(
@@ -192,17 +208,17 @@ def watermark_frames(
     Why hold: H.264 codes most frames as a residual against the previous one. A mark on one
     frame in twelve is a small residual that CRF 28 throws away, but a mark that stays put is
     predicted for free wherever the picture stays put, and survives in every frame. Laying a
-    held change costs ~2 ms a 1080p frame against ~45 ms for computing one.
+    held change costs ~3 ms a 1080p frame against ~45 ms for computing one.
     """
     encode_bits(payload)  # fail on a bad payload before the first frame, not mid-stream
-    delta: np.ndarray | None = None
+    change: _Change | None = None
     marked_shape: tuple[int, ...] = ()
     for index, frame in enumerate(frames):
         if index % every == 0:
-            delta, marked_shape = _delta(frame, payload, step), frame.shape
-            yield _apply(frame, delta)
-        elif hold and delta is not None and frame.shape == marked_shape:
-            yield _apply(frame, delta)
+            change, marked_shape = _Change(_delta(frame, payload, step)), frame.shape
+            yield change.apply(frame)
+        elif hold and change is not None and frame.shape == marked_shape:
+            yield change.apply(frame)
         else:
             yield frame
 
