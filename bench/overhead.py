@@ -63,8 +63,16 @@ def setup(args):
     card = resolve_card(args.model)
     probe = engine.plan(VideoSpec(prompt=args.prompt, model=card.id, seconds=args.seconds, steps=args.steps))
     # Output at the generation size and native fps, so both paths encode the same pixels.
-    spec = VideoSpec(prompt=args.prompt, model=card.id, seconds=args.seconds, steps=args.steps, seed=1,
-                     width=probe.width, height=probe.height, fps=card.fps)
+    spec = VideoSpec(
+        prompt=args.prompt,
+        model=card.id,
+        seconds=args.seconds,
+        steps=args.steps,
+        seed=1,
+        width=probe.width,
+        height=probe.height,
+        fps=card.fps,
+    )
     plan = engine.plan(spec)
     plan = replace(plan, seeds=(1,))
     return engine, card, spec, plan, weights_folder(card)
@@ -98,7 +106,9 @@ def bare_main(args) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="tiny-wan")
     parser.add_argument("--prompt", default="a paper boat drifting down a rainy street at night")
     parser.add_argument("--steps", type=int, default=30)
@@ -112,8 +122,10 @@ def main() -> None:
 
     engine, card, spec, plan, folder = setup(args)
     work = Path(tempfile.mkdtemp(prefix="openreel-bench-"))
-    print(f"model {card.id}: {plan.width}x{plan.height}, {plan.num_frames} frames, {plan.steps} steps; "
-          f"{args.reps} repetitions")
+    print(
+        f"model {card.id}: {plan.width}x{plan.height}, {plan.num_frames} frames, {plan.steps} steps; "
+        f"{args.reps} repetitions"
+    )
 
     # Warm: one process, pipeline loaded once for each path.
     pipe = bare_pipeline(card, folder)
@@ -132,18 +144,50 @@ def main() -> None:
 
     # Cold: fresh processes.
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    cli = [sys.executable, "-m", "openreel", "generate", args.prompt, "--model", card.id, "--seconds",
-           str(args.seconds), "--steps", str(args.steps), "--size", f"{plan.width}x{plan.height}", "--fps",
-           str(card.fps), "--seed", "1", "-q"]
+    cli = [
+        sys.executable,
+        "-m",
+        "openreel",
+        "generate",
+        args.prompt,
+        "--model",
+        card.id,
+        "--seconds",
+        str(args.seconds),
+        "--steps",
+        str(args.steps),
+        "--size",
+        f"{plan.width}x{plan.height}",
+        "--fps",
+        str(card.fps),
+        "--seed",
+        "1",
+        "-q",
+    ]
     cold_bare, cold_openreel = [], []
     for rep in range(args.reps):
         started = time.perf_counter()
-        subprocess.run([sys.executable, __file__, "--model", card.id, "--steps", str(args.steps), "--seconds",
-                        str(args.seconds), "--bare-output", str(work / f"cold-bare{rep}.mp4")], check=True, env=env)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--model",
+                card.id,
+                "--steps",
+                str(args.steps),
+                "--seconds",
+                str(args.seconds),
+                "--bare-output",
+                str(work / f"cold-bare{rep}.mp4"),
+            ],
+            check=True,
+            env=env,
+        )
         cold_bare.append(time.perf_counter() - started)
         started = time.perf_counter()
-        subprocess.run([*cli, "--output", str(work / f"cold{rep}.mp4")], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*cli, "--output", str(work / f"cold{rep}.mp4")], check=True, env=env, stdout=subprocess.DEVNULL
+        )
         cold_openreel.append(time.perf_counter() - started)
 
     rows = {
@@ -154,8 +198,12 @@ def main() -> None:
     for name, (bare, ours) in rows.items():
         print(f"{name:<6}{bare:>10.3f}{ours:>12.3f}{ours / bare:>8.3f}")
     result = {
-        "model": card.id, "steps": plan.steps, "frames": plan.num_frames, "size": f"{plan.width}x{plan.height}",
-        "reps": args.reps, "machine": f"{os.cpu_count()} CPU cores, no GPU",
+        "model": card.id,
+        "steps": plan.steps,
+        "frames": plan.num_frames,
+        "size": f"{plan.width}x{plan.height}",
+        "reps": args.reps,
+        "machine": f"{os.cpu_count()} CPU cores, no GPU",
         **{f"{name}_bare_s": round(b, 4) for name, (b, _) in rows.items()},
         **{f"{name}_openreel_s": round(o, 4) for name, (_, o) in rows.items()},
         **{f"{name}_ratio": round(o / b, 4) for name, (b, o) in rows.items()},

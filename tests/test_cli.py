@@ -27,8 +27,25 @@ def files_in(folder: Path) -> set[str]:
 @pytest.mark.parametrize("card", TINY_CARDS, ids=lambda card: card.id)
 def test_every_tiny_family_makes_the_exact_video(card, tmp_path):
     out = tmp_path / "clip.mp4"
-    result = invoke("generate", "a paper boat on a rainy street", "--model", card.id, "--seconds", "2",
-                    "--size", "256x144", "--fps", "12", "--steps", "2", "--seed", "3", "--output", str(out), "-q")
+    result = invoke(
+        "generate",
+        "a paper boat on a rainy street",
+        "--model",
+        card.id,
+        "--seconds",
+        "2",
+        "--size",
+        "256x144",
+        "--fps",
+        "12",
+        "--steps",
+        "2",
+        "--seed",
+        "3",
+        "--output",
+        str(out),
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     info = probe(out)
     assert (info.codec, info.pix_fmt, info.width, info.height) == ("h264", "yuv420p", 256, 144)
@@ -41,9 +58,29 @@ def test_every_tiny_family_makes_the_exact_video(card, tmp_path):
 
 def test_issue_example_variations_style_and_replay(tmp_path):
     out = tmp_path / "boat.mp4"
-    result = invoke("generate", "a paper boat drifting down a rainy street at night", "--model", "tiny-wan",
-                    "--seconds", "4", "--resolution", "480p", "--aspect", "16:9", "--fps", "24",
-                    "--style", "film-noir", "--seed", "7", "--variations", "2", "--output", str(out), "-q")
+    result = invoke(
+        "generate",
+        "a paper boat drifting down a rainy street at night",
+        "--model",
+        "tiny-wan",
+        "--seconds",
+        "4",
+        "--resolution",
+        "480p",
+        "--aspect",
+        "16:9",
+        "--fps",
+        "24",
+        "--style",
+        "film-noir",
+        "--seed",
+        "7",
+        "--variations",
+        "2",
+        "--output",
+        str(out),
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     for name in ("boat.mp4", "boat-2.mp4"):
         info = probe(tmp_path / name)
@@ -71,7 +108,9 @@ def test_issue_example_variations_style_and_replay(tmp_path):
 def test_default_output_name_does_not_overwrite(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for _ in range(2):
-        result = invoke("a tiny test", "--model", "tiny-wan", "--seconds", "1", "--size", "128x128", "--steps", "1", "-q")
+        result = invoke(
+            "a tiny test", "--model", "tiny-wan", "--seconds", "1", "--size", "128x128", "--steps", "1", "-q"
+        )
         assert result.exit_code == 0, result.output
     assert {"a-tiny-test.mp4", "a-tiny-test-2.mp4"} <= files_in(tmp_path)
 
@@ -141,12 +180,29 @@ def test_interrupt_leaves_no_partial_file(tmp_path, monkeypatch):
         def step(done, total):
             if done == 1:
                 raise KeyboardInterrupt
+
         return real_run(self, card, folder, plan, seed, on_step=step, should_cancel=should_cancel)
 
     monkeypatch.setattr(runner_module.Runner, "run", interrupted)
     out = tmp_path / "stopped.mp4"
-    result = runner.invoke(app, ["generate", "a boat", "--model", "tiny-wan", "--seconds", "1", "--size",
-                                 "128x128", "--steps", "3", "--output", str(out), "-q"])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "a boat",
+            "--model",
+            "tiny-wan",
+            "--seconds",
+            "1",
+            "--size",
+            "128x128",
+            "--steps",
+            "3",
+            "--output",
+            str(out),
+            "-q",
+        ],
+    )
     assert result.exit_code == 130
     assert "no partial file" in result.output
     assert files_in(tmp_path) == set()
@@ -155,9 +211,59 @@ def test_interrupt_leaves_no_partial_file(tmp_path, monkeypatch):
 def test_models_and_styles_lists():
     assert invoke("models").exit_code == 0
     cards = {card["id"]: card for card in json.loads(invoke("models", "list", "--json").output)}
-    expected = {"cogvideox-2b", "cogvideox-5b", "cogvideox1.5-5b", "mochi-1", "ltx-video-2b-distilled",
-                "ltx-video-13b", "wan2.1-t2v-1.3b", "wan2.1-t2v-14b", "wan2.2-ti2v-5b", "hunyuanvideo"}
+    expected = {
+        "cogvideox-2b",
+        "cogvideox-5b",
+        "cogvideox1.5-5b",
+        "mochi-1",
+        "ltx-video-2b-distilled",
+        "ltx-video-13b",
+        "wan2.1-t2v-1.3b",
+        "wan2.1-t2v-14b",
+        "wan2.2-ti2v-5b",
+        "hunyuanvideo",
+    }
     assert expected | {card.id for card in TINY_CARDS} <= set(cards)
     assert cards["tiny-wan"]["random_weights"] and not cards["wan2.1-t2v-1.3b"]["downloaded"]
     result = invoke("styles", "list")
     assert result.exit_code == 0 and "film-noir" in result.output
+
+
+def test_outputs_are_signed_and_watermarked(tmp_path):
+    out = tmp_path / "signed.mp4"
+    result = invoke(
+        "generate",
+        "a lantern",
+        "--model",
+        "tiny-ltx",
+        "--seconds",
+        "1",
+        "--size",
+        "320x192",
+        "--steps",
+        "2",
+        "--style",
+        "anime",
+        "--output",
+        str(out),
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    result = invoke("verify", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["manifest"]["trusted"] and not report["manifest"]["tampered"]
+    assert report["watermark"]["found"]
+    credits = json.loads((tmp_path / "signed.json").read_text())["credits"]
+    assert credits["model"]["id"] == "tiny-ltx" and credits["style"]["id"] == "anime"
+    for still in ("signed.jpg", "signed.sprites.jpg"):
+        report = json.loads(invoke("verify", str(tmp_path / still), "--json").output)
+        assert report["manifest"]["trusted"], still
+
+
+def test_blocked_prompt_names_the_rule(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["generate", "a deepfake porn clip", "--model", "tiny-wan", "-q"])
+    assert result.exit_code == 2
+    assert "non_consensual_intimate" in result.output and "Traceback" not in result.output
+    assert files_in(tmp_path) == set()

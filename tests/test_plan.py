@@ -24,7 +24,12 @@ def test_every_card_plans_valid_frames_and_sizes(card):
     assert plan.num_frames >= spec.seconds * card.fps
     assert plan.width % card.size_multiple == 0 and plan.height % card.size_multiple == 0
     assert plan.width * plan.height <= card.native_area * 1.1
-    assert (plan.out_width, plan.out_height, plan.out_fps, plan.out_frames) == (1280, 720, 24, spec.seconds * 24)
+    assert (plan.out_width, plan.out_height, plan.out_fps, plan.out_frames) == (
+        1280,
+        720,
+        24,
+        spec.seconds * 24,
+    )
 
 
 def test_frame_rules():

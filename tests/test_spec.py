@@ -27,8 +27,13 @@ def test_sora_sizes_parse(size):
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
-    [("1280*720", "WIDTHxHEIGHT"), ("1281x720", "even"), ("32x32", "outside"), ("4000x720", "outside"),
-     ("2000x256", "elongated")],
+    [
+        ("1280*720", "WIDTHxHEIGHT"),
+        ("1281x720", "even"),
+        ("32x32", "outside"),
+        ("4000x720", "outside"),
+        ("2000x256", "elongated"),
+    ],
 )
 def test_bad_sizes(text, fragment):
     with pytest.raises(SpecError, match=fragment) as info:

@@ -13,7 +13,7 @@ SORA_STYLES = {"archival", "film-noir", "cardboard-papercraft", "whimsical-stop-
 
 def test_builtin_styles_are_complete():
     styles = all_styles()
-    assert SORA_STYLES <= set(styles)
+    assert set(styles) >= SORA_STYLES
     assert len(styles) >= 10
     for style in styles.values():
         assert "{prompt}" in style.prompt_template
@@ -53,8 +53,11 @@ def test_unknown_style_lists_choices():
 
 @pytest.mark.parametrize(
     ("content", "fragment"),
-    [("{not json", "not valid JSON"), ('{"format": "other"}', "not an openreel recipe"),
-     (json.dumps({"format": FORMAT, "spec": {"prompt": "x", "seconds": -2}}), "spec is invalid")],
+    [
+        ("{not json", "not valid JSON"),
+        ('{"format": "other"}', "not an openreel recipe"),
+        (json.dumps({"format": FORMAT, "spec": {"prompt": "x", "seconds": -2}}), "spec is invalid"),
+    ],
 )
 def test_bad_recipes(tmp_path, content, fragment):
     path = tmp_path / "r.json"

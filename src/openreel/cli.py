@@ -36,7 +36,7 @@ class _DefaultToGenerate(TyperGroup):
 
 app = typer.Typer(
     cls=_DefaultToGenerate,
-    help="openreel: an open video studio. `openreel \"a prompt\"` makes a video.",
+    help='openreel: an open video studio. `openreel "a prompt"` makes a video.',
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -69,7 +69,7 @@ def _root(
 
 def _slug(prompt: str) -> str:
     words = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")
-    return (words[:48].rstrip("-") or "video")
+    return words[:48].rstrip("-") or "video"
 
 
 def _free_output(prompt: str) -> Path:
@@ -87,8 +87,12 @@ def generate(
     prompt: Annotated[str | None, typer.Argument(help="What the video shows.", show_default=False)] = None,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", help="Catalog id (`openreel models`) or a local diffusers folder. "
-                     "Default: the best model for this machine."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="Catalog id (`openreel models`) or a local diffusers folder. "
+            "Default: the best model for this machine.",
+        ),
     ] = None,
     seconds: Annotated[float, typer.Option(help="Duration in seconds.")] = 4.0,
     resolution: Annotated[str, typer.Option(help="480p, 720p or 1080p (with --aspect).")] = "480p",
@@ -97,14 +101,21 @@ def generate(
         str | None, typer.Option(help="Exact WIDTHxHEIGHT, e.g. 1280x720; overrides --resolution/--aspect.")
     ] = None,
     fps: Annotated[int, typer.Option(help="Frames per second of the finished video.")] = 24,
-    style: Annotated[str | None, typer.Option("--style", "-s", help="Style preset (`openreel styles`).")] = None,
-    negative: Annotated[str | None, typer.Option("--negative", "-n", help="What the video should not show.")] = None,
+    style: Annotated[
+        str | None, typer.Option("--style", "-s", help="Style preset (`openreel styles`).")
+    ] = None,
+    negative: Annotated[
+        str | None, typer.Option("--negative", "-n", help="What the video should not show.")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the first variation (random if omitted).")] = None,
-    variations: Annotated[int, typer.Option("--variations", "-v", help="How many videos, 1-4, each its own seed.")] = 1,
+    variations: Annotated[
+        int, typer.Option("--variations", "-v", help="How many videos, 1-4, each its own seed.")
+    ] = 1,
     steps: Annotated[int | None, typer.Option(help="Denoising steps (default: the model's).")] = None,
     guidance: Annotated[float | None, typer.Option(help="Guidance scale (default: the model's).")] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Output MP4; a recipe <name>.json is written beside it.")
+        Path | None,
+        typer.Option("--output", "-o", help="Output MP4; a recipe <name>.json is written beside it."),
     ] = None,
     recipe: Annotated[
         Path | None, typer.Option(help="Replay a recipe JSON exactly (other options are ignored).")
@@ -122,11 +133,23 @@ def generate(
             spec = spec_from_recipe(read_recipe(recipe))
         else:
             if not prompt:
-                raise OpenreelError("give a prompt, e.g. openreel \"a paper boat on a rainy street\", or --recipe FILE")
+                raise OpenreelError(
+                    'give a prompt, e.g. openreel "a paper boat on a rainy street", or --recipe FILE'
+                )
             width, height = parse_size(size) if size else size_for(resolution, aspect)
             spec = VideoSpec(
-                prompt=prompt, model=model, negative_prompt=negative, style=style, seconds=seconds, fps=fps,
-                width=width, height=height, seed=seed, variations=variations, steps=steps, guidance=guidance,
+                prompt=prompt,
+                model=model,
+                negative_prompt=negative,
+                style=style,
+                seconds=seconds,
+                fps=fps,
+                width=width,
+                height=height,
+                seed=seed,
+                variations=variations,
+                steps=steps,
+                guidance=guidance,
             )
         from openreel.engine import Engine
 
@@ -165,7 +188,11 @@ def _run_with_progress(engine, spec, target: Path, quiet: bool):
         task = bar.add_task("loading", total=1.0, detail="")
 
         def show(update) -> None:
-            label = update.stage if update.variations == 1 else f"{update.stage} {update.variation}/{update.variations}"
+            label = (
+                update.stage
+                if update.variations == 1
+                else f"{update.stage} {update.variation}/{update.variations}"
+            )
             detail = f"step {update.step}/{update.total_steps}" if update.stage == "denoising" else ""
             bar.update(task, completed=update.fraction, description=label, detail=detail)
 
@@ -210,10 +237,22 @@ def models_list(
         import json
 
         cards = [
-            {"id": c.id, "family": c.family, "title": c.title, "source": c.source, "modes": sorted(c.modes),
-             "native_width": c.native_width, "native_height": c.native_height, "fps": c.fps,
-             "max_frames": c.max_frames, "max_seconds": round(c.max_seconds, 3), "licence": c.licence,
-             "memory_gib": c.memory_gib, "downloaded": is_downloaded(c), "random_weights": c.is_tiny}
+            {
+                "id": c.id,
+                "family": c.family,
+                "title": c.title,
+                "source": c.source,
+                "modes": sorted(c.modes),
+                "native_width": c.native_width,
+                "native_height": c.native_height,
+                "fps": c.fps,
+                "max_frames": c.max_frames,
+                "max_seconds": round(c.max_seconds, 3),
+                "licence": c.licence,
+                "memory_gib": c.memory_gib,
+                "downloaded": is_downloaded(c),
+                "random_weights": c.is_tiny,
+            }
             for c in all_cards()
         ]
         print(json.dumps(cards, indent=2))
@@ -268,9 +307,37 @@ def styles_list() -> None:
     for column in ("id", "name", "description", "author", "licence"):
         table.add_column(column)
     for style in styles.values():
-        table.add_row(style.id + ("" if style.builtin else " (yours)"), style.name, style.description,
-                      style.author, style.licence)
+        table.add_row(
+            style.id + ("" if style.builtin else " (yours)"),
+            style.name,
+            style.description,
+            style.author,
+            style.licence,
+        )
     console.print(table)
+
+
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="An MP4, JPEG, PNG or WebP to check.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
+) -> None:
+    """Check a file's C2PA manifest (valid, trusted, tampered) and its invisible watermark."""
+    from openreel.provenance import verify as verify_file
+
+    try:
+        report = verify_file(file)
+    except OpenreelError as error:
+        _fail(error)
+    if as_json:
+        import json
+
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    console.print(report.summary, highlight=False)
+    claims = report.manifest.to_dict().get("claims") or {}
+    for key, value in claims.items():
+        console.print(f"  [bold]{key}[/]: {value}", highlight=False)
 
 
 @app.command()

@@ -9,18 +9,20 @@ the last model stays loaded between calls; use one Engine per worker thread.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openreel import __version__
 from openreel.errors import Cancelled, SpecError
 from openreel.hardware import Hardware, detect
 from openreel.models.catalog import ModelCard, all_cards
 from openreel.models.weights import resolve_card, weights_folder
 from openreel.plan import Plan, make_plan
+from openreel.provenance import Credits, sign_file
 from openreel.recipe import build_recipe, write_recipe
 from openreel.spec import VideoSpec
 from openreel.styles import Style, get_style
@@ -139,6 +141,12 @@ class Engine:
         resolve_card(spec.model)
         if spec.style:
             get_style(spec.style)
+        from openreel.safety import check_prompt
+
+        # The owner's local policy; nothing leaves the machine and nobody else approves.
+        check_prompt(spec.prompt)
+        if spec.negative_prompt:
+            check_prompt(spec.negative_prompt)
         return spec
 
     def card_and_style(self, spec: VideoSpec) -> tuple[ModelCard, Style | None]:
@@ -160,10 +168,14 @@ class Engine:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        video_id: str | None = None,
     ) -> GenerationResult:
         """Make every variation of ``spec``; variation 1 at ``output``, later ones at
         ``<stem>-N.mp4``. Each file appears only when whole; the recipe is rewritten after each
-        variation, so a stop after variation 1 keeps a finished, replayable video."""
+        variation, so a stop after variation 1 keeps a finished, replayable video.
+
+        ``video_id`` goes into the invisible watermark (the server passes its job id); by default
+        it is derived from the recipe, so replaying a recipe gives the very same frames."""
         started = time.monotonic()
         spec = self.resolve(spec)
         card, style = self.card_and_style(spec)
@@ -175,6 +187,8 @@ class Engine:
         clock = _ProgressClock(plan, on_progress)
         clock.emit("loading", 0.0)
         folder = weights_folder(card)
+        model = model_record(card, folder)
+        credit = Credits.from_card(card, style, revision=model["revision"])
         result = GenerationResult(spec=spec, plan=plan, card=card)
         done: list[dict[str, Any]] = []
         for index, seed in enumerate(plan.seeds, start=1):
@@ -186,11 +200,22 @@ class Engine:
                 raise Cancelled("cancelled")
             clock.emit("finishing", 1 - _FINISH_SHARE, plan.steps)
             video, thumbnail, sprites = output_paths(output, index)
-            self._finish(frames, plan, video, thumbnail, sprites, should_cancel)
-            done.append({"variation": index, "seed": seed, "video": video.name, "thumbnail": thumbnail.name,
-                         "spritesheet": sprites.name})
+            mark = _video_id(spec, model, seed) if video_id is None else f"{video_id}/{index}"
+            self._finish(frames, plan, video, thumbnail, sprites, should_cancel, mark)
+            for path in (video, thumbnail, sprites):
+                sign_file(path, credits=credit, prompt=spec.prompt)
+            done.append(
+                {
+                    "variation": index,
+                    "seed": seed,
+                    "video": video.name,
+                    "thumbnail": thumbnail.name,
+                    "spritesheet": sprites.name,
+                    "watermark_id": mark,
+                }
+            )
             recipe = write_recipe(
-                recipe_path(output), build_recipe(spec, plan, model_record(card, folder), done, credits(card, style))
+                recipe_path(output), build_recipe(spec, plan, model, done, credit.to_dict())
             )
             result.outputs.append(VideoOutput(video, thumbnail, sprites, recipe, seed, index))
             clock.emit("finishing", 1.0, plan.steps)
@@ -207,11 +232,13 @@ class Engine:
         thumbnail: Path,
         sprites: Path,
         should_cancel: Callable[[], bool] | None,
+        mark: str,
     ) -> None:
+        from openreel.provenance import installation_id, make_payload, watermark_frames
         from openreel.render.encode import VideoWriter, write_spritesheet, write_thumbnail
         from openreel.render.post import conform, float_to_uint8
 
-        stream = conform(
+        conformed = conform(
             float_to_uint8(frames),
             src_fps=plan.native_fps,
             width=plan.out_width,
@@ -219,6 +246,8 @@ class Engine:
             fps=plan.out_fps,
             num_frames=plan.out_frames,
         )
+        # Marked at the final size, just before encoding: nothing after this point resamples.
+        stream = watermark_frames(conformed, make_payload(installation_id(), mark))
         sample = _sprite_indices(plan.out_frames, SPRITE_COLUMNS * SPRITE_ROWS)
         picked: list[np.ndarray] = []
         poster: np.ndarray | None = None
@@ -234,7 +263,9 @@ class Engine:
         write_spritesheet(picked, sprites, columns=SPRITE_COLUMNS, rows=SPRITE_ROWS)
 
 
-def _cancellable(frames: Iterator[np.ndarray], should_cancel: Callable[[], bool] | None) -> Iterator[np.ndarray]:
+def _cancellable(
+    frames: Iterator[np.ndarray], should_cancel: Callable[[], bool] | None
+) -> Iterator[np.ndarray]:
     for index, frame in enumerate(frames):
         if should_cancel is not None and index % 8 == 0 and should_cancel():
             raise Cancelled("cancelled")
@@ -261,20 +292,20 @@ def _check_writable(output: Path) -> None:
         raise SpecError(f"cannot write {output}: it is a folder", param="output")
 
 
+def _video_id(spec: VideoSpec, model: dict[str, Any], seed: int) -> str:
+    """A stable id for what a recipe makes: the same recipe and seed name the same video."""
+    recipe = json.dumps({"spec": spec.to_dict(), "model": model, "seed": seed}, sort_keys=True)
+    return hashlib.sha256(recipe.encode()).hexdigest()[:20]
+
+
 def model_record(card: ModelCard, folder: Path) -> dict[str, Any]:
     revision = card.revision
     if card.hub_repo and folder.parent.name == "snapshots":
         revision = folder.name  # the exact commit the Hugging Face cache resolved
-    return {"id": card.id, "family": card.family, "source": card.source, "revision": revision,
-            "licence": card.licence}
-
-
-def credits(card: ModelCard, style: Style | None) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "software": f"openreel {__version__}",
-        "model": {"id": card.id, "title": card.title, "authors": list(card.authors), "licence": card.licence,
-                  "licence_url": card.licence_url},
+    return {
+        "id": card.id,
+        "family": card.family,
+        "source": card.source,
+        "revision": revision,
+        "licence": card.licence,
     }
-    if style is not None:
-        record["style"] = {"id": style.id, "name": style.name, "author": style.author, "licence": style.licence}
-    return record

@@ -81,7 +81,9 @@ def generation_size(card: ModelCard, out_width: int, out_height: int) -> tuple[i
         for w in {max(m, math.floor(width / m) * m), max(m, math.ceil(width / m) * m)}
         for h in {max(m, math.floor(height / m) * m), max(m, math.ceil(height / m) * m)}
     ]
-    within = [c for c in candidates if c[0] * c[1] <= area * 1.05] or [min(candidates, key=lambda c: c[0] * c[1])]
+    within = [c for c in candidates if c[0] * c[1] <= area * 1.05] or [
+        min(candidates, key=lambda c: c[0] * c[1])
+    ]
     return min(within, key=lambda c: (abs(math.log(c[0] / c[1] / aspect)), -c[0] * c[1]))
 
 
@@ -89,9 +91,7 @@ def new_seed() -> int:
     return random.SystemRandom().randrange(2**31)
 
 
-def make_plan(
-    spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style | None = None
-) -> Plan:
+def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style | None = None) -> Plan:
     """Decide everything about one run. ``spec`` must be validated; raises SpecError with the
     allowed values when this model cannot make what was asked."""
     if spec.mode not in card.modes:
@@ -117,7 +117,9 @@ def make_plan(
     if style_guidance is not None and spec.guidance is None and not card.is_tiny:
         guidance = style_guidance
     prompt, negative = (
-        apply_style(style, spec.prompt, spec.negative_prompt) if style else (spec.prompt, spec.negative_prompt)
+        apply_style(style, spec.prompt, spec.negative_prompt)
+        if style
+        else (spec.prompt, spec.negative_prompt)
     )
 
     first_seed = spec.seed if spec.seed is not None else new_seed()
@@ -156,7 +158,9 @@ def plan_memory(card: ModelCard, hardware: Hardware, width: int, height: int, fr
     if need <= hardware.memory_gib * 0.9:
         return MemoryPlan()
     if need * 0.7 <= hardware.memory_gib * 0.9:
-        return MemoryPlan(vae_tiling=True, reason=f"~{need:.0f} GiB needed, {hardware.memory_gib:.0f} free: VAE tiling")
+        return MemoryPlan(
+            vae_tiling=True, reason=f"~{need:.0f} GiB needed, {hardware.memory_gib:.0f} free: VAE tiling"
+        )
     return MemoryPlan(
         vae_tiling=True,
         group_offload=True,

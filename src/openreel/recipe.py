@@ -7,12 +7,12 @@ first seed, so the same machine makes the same frames bit for bit.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from openreel import __version__
+from openreel.atomic import atomic_path
 from openreel.errors import RecipeError, SpecError
 from openreel.spec import VideoSpec
 
@@ -40,12 +40,8 @@ def build_recipe(
 
 def write_recipe(path: Path, recipe: dict[str, Any]) -> Path:
     """Write atomically: a reader never sees half a recipe."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(recipe, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as temp:
+        temp.write_text(json.dumps(recipe, indent=2) + "\n", encoding="utf-8")
     return path
 
 
@@ -58,7 +54,7 @@ def read_recipe(path: Path) -> dict[str, Any]:
         raise RecipeError(f"recipe {path} is not valid JSON: {exc}", param="recipe") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("spec"), dict):
         raise RecipeError(
-            f"{path} is not an openreel recipe (expected \"format\": \"{FORMAT}\" and a spec)", param="recipe"
+            f'{path} is not an openreel recipe (expected "format": "{FORMAT}" and a spec)', param="recipe"
         )
     return data
 

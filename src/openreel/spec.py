@@ -40,7 +40,9 @@ def size_for(resolution: str, aspect: str) -> tuple[int, int]:
             f"unknown resolution {resolution!r}; choose one of {', '.join(RESOLUTIONS)}", param="resolution"
         )
     if aspect not in ASPECTS:
-        raise SpecError(f"unknown aspect ratio {aspect!r}; choose one of {', '.join(ASPECTS)}", param="aspect")
+        raise SpecError(
+            f"unknown aspect ratio {aspect!r}; choose one of {', '.join(ASPECTS)}", param="aspect"
+        )
     short = RESOLUTIONS[resolution]
     a, b = ASPECTS[aspect]
     long = 2 * round(short * max(a, b) / min(a, b) / 2)
@@ -62,9 +64,7 @@ def parse_size(text: str) -> tuple[int, int]:
 def check_size(width: int, height: int) -> None:
     for name, value in (("width", width), ("height", height)):
         if not MIN_SIDE <= value <= MAX_SIDE:
-            raise SpecError(
-                f"{name} {value} is outside {MIN_SIDE}..{MAX_SIDE} pixels", param="size"
-            )
+            raise SpecError(f"{name} {value} is outside {MIN_SIDE}..{MAX_SIDE} pixels", param="size")
         if value % 2:
             raise SpecError(f"{name} {value} must be even (H.264 yuv420p needs even sides)", param="size")
     if max(width, height) / min(width, height) > 4:

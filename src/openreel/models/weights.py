@@ -89,8 +89,13 @@ def hub_folder(card: ModelCard, *, download: bool = True) -> Path:
     try:
         return Path(snapshot_download(repo, revision=card.revision))
     except Exception as exc:  # noqa: BLE001 - offline, gated, no disk: all end the same way
-        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}" if str(exc) else type(exc).__name__
-        raise WeightsMissingError(missing_weights_message(card, reason), param="model") from exc
+        raise WeightsMissingError(missing_weights_message(card, _reason(exc)), param="model") from exc
+
+
+def _reason(exc: Exception) -> str:
+    """One short line from whatever huggingface_hub raised."""
+    first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
 
 
 def is_downloaded(card: ModelCard) -> bool:
@@ -109,9 +114,7 @@ def card_for_folder(folder: Path) -> ModelCard:
     the catalog card it is a copy of; otherwise the family's first card is the template."""
     index = folder / "model_index.json"
     if not index.is_file():
-        raise SpecError(
-            f"{folder} is not a diffusers model folder (no model_index.json)", param="model"
-        )
+        raise SpecError(f"{folder} is not a diffusers model folder (no model_index.json)", param="model")
     base: ModelCard | None = None
     meta = folder / "openreel.json"
     if meta.is_file():
@@ -157,7 +160,7 @@ def pull(card: ModelCard) -> Path:
         return Path(snapshot_download(card.hub_repo, revision=card.revision))
     except Exception as exc:  # noqa: BLE001
         raise WeightsMissingError(
-            f"could not download {card.hub_repo}: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}. "
+            f"could not download {card.hub_repo} ({_reason(exc)}). "
             "Check the network (the hub must be reachable), free disk space, and for gated models "
             "`hf auth login`.",
             param="model",

@@ -6,14 +6,13 @@ output only when whole (c2pa writes the destination before it knows signing will
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openreel.atomic import atomic_path
 from openreel.errors import OpenreelError
 from openreel.provenance.credits import Credits
 
@@ -102,22 +101,6 @@ def build_manifest(
     }
 
 
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
-    # A private twin of render.encode.atomic_path, so signing does not import the encoder
-    # (and PyAV) just to rename a file.
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        with contextlib.suppress(OSError):
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _context(*, anchors: str | None, signer: Any | None = None) -> Any:
     import c2pa
 
@@ -168,7 +151,7 @@ def sign_file(
                         mime_type(parent),
                         fh,
                     )
-            with _atomic_path(path) as tmp, open(path, "rb") as src, open(tmp, "w+b") as dst:
+            with atomic_path(path) as tmp, open(path, "rb") as src, open(tmp, "w+b") as dst:
                 builder.sign(signer, fmt, src, dst)
     except c2pa.C2paError as exc:
         raise SigningError(f"signing {path.name} failed: {exc}") from None

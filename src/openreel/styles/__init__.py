@@ -7,9 +7,10 @@ template, adds a negative prompt, may suggest steps/guidance, and credits its au
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 from openreel import paths
 from openreel.errors import SpecError
@@ -33,10 +34,16 @@ class Style:
 
     def to_dict(self) -> dict:
         return {
-            "id": self.id, "name": self.name, "description": self.description,
-            "prompt_template": self.prompt_template, "negative_prompt": self.negative_prompt,
-            "author": self.author, "licence": self.licence, "steps": self.steps,
-            "guidance": self.guidance, "builtin": self.builtin,
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "prompt_template": self.prompt_template,
+            "negative_prompt": self.negative_prompt,
+            "author": self.author,
+            "licence": self.licence,
+            "steps": self.steps,
+            "guidance": self.guidance,
+            "builtin": self.builtin,
         }
 
 
