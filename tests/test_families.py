@@ -104,6 +104,25 @@ def test_portrait_and_single_frame_plans_come_back_exactly(
     assert frames.shape == (1, plan.height, plan.width, 3)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_valid_frame_count_comes_back_exactly(family: str, tiny_folders: dict[str, Path]) -> None:
+    """Pipelines round frame counts silently, so each count the card calls valid must come back."""
+    from dataclasses import replace
+
+    card = TINY[family]
+    if family == "cogvideox" and card.frame_step % 8:
+        # CogVideoX's VAE doubles every latent frame when their number is even, so 4k+1 frames
+        # with k odd come back as 4k+4 (5 -> 8, 13 -> 16). Its real rule is 8k+1 (1, 9, ... 49);
+        # this runs as a plain test once the catalog says frame_step=8.
+        pytest.xfail("catalog: CogVideoX 2B/5B need frame_step=8")
+    # Small frames keep this quick: the frame rule does not depend on the size.
+    side = 2 * card.size_multiple
+    plan = replace(tiny_plan(card), width=side, height=side)
+    for num_frames in range(1, 2 * card.frame_step + 2, card.frame_step):
+        frames = generate(family, tiny_folders[family], replace(plan, num_frames=num_frames), seed=0)
+        assert frames.shape == (num_frames, side, side, 3)
+
+
 def test_seed_changes_the_video(tiny_folders: dict[str, Path]) -> None:
     plan = tiny_plan(TINY["wan"])
     first = generate("wan", tiny_folders["wan"], plan, seed=1)
