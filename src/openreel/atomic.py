@@ -19,6 +19,16 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.stem}.{secrets.token_hex(4)}.partial{path.suffix}")
 
 
+def commit(temp: Path, path: Path) -> None:
+    """Move a finished temporary file onto ``path``, keeping the mode of a file it replaces."""
+    with contextlib.suppress(OSError):
+        os.chmod(temp, path.stat().st_mode & 0o7777)
+    # fsync before the rename: after a power cut the name must not point at an empty file.
+    with open(temp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` (keeping
@@ -29,12 +39,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     temp = temp_path(path)
     try:
         yield temp
-        with contextlib.suppress(OSError):
-            os.chmod(temp, path.stat().st_mode & 0o7777)
-        # fsync before the rename: after a power cut the name must not point at an empty file.
-        with open(temp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
+        commit(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

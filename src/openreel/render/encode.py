@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +23,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from openreel.atomic import atomic_path, commit, temp_path
 
 if TYPE_CHECKING:
     import av.container
@@ -78,34 +79,6 @@ _RANGE = {0: "unknown", 1: "tv", 2: "pc"}
 # Atomic writes
 
 
-def _temp_path(path: Path) -> Path:
-    # Same folder, so the final rename is atomic on the same filesystem; the real suffix is kept
-    # last, so anything that picks a format by suffix still sees it.
-    return path.with_name(f".{path.stem}.{secrets.token_hex(4)}.partial{path.suffix}")
-
-
-def _commit(temp: Path, path: Path) -> None:
-    # fsync before the rename: after a power cut the name must not point at an empty file.
-    with open(temp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``, on any
-    exception it is removed and the exception propagates. ``path`` never holds a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = _temp_path(path)
-    try:
-        yield temp
-        _commit(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------------------------------------
 # Writing video
 
@@ -145,7 +118,7 @@ class VideoWriter:
         self.frames = 0
         self._time_base = Fraction(1, self.fps)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._temp = _temp_path(self.path)
+        self._temp = temp_path(self.path)
         self._container: av.container.OutputContainer | None = av.open(
             str(self._temp), mode="w", format="mp4", options={"movflags": "+faststart"}
         )
@@ -211,7 +184,7 @@ class VideoWriter:
             self._container.mux(self._stream.encode(None))
             self._container.close()  # with +faststart this rewrites the file, moov first
             self._container = None
-            _commit(self._temp, self.path)
+            commit(self._temp, self.path)
         except BaseException:
             self.abort()
             raise
