@@ -469,3 +469,38 @@ assert not heavy, heavy
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_keys_commands(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from openreel.jobs.store import JobStore
+    from openreel.server.auth import hash_key
+    from openreel.server.cli_commands import keys_app
+
+    runner = CliRunner()
+    url = ["--database-url", f"sqlite:///{tmp_path / 'keys.db'}"]
+    created = runner.invoke(keys_app, ["create", "--name", "alice", *url])
+    assert created.exit_code == 0, created.output
+    secret = created.stdout.strip().splitlines()[-1]
+    assert secret.startswith("ork-") and len(secret) > 40
+    store = JobStore(url[1])
+    assert store.key_by_hash(hash_key(secret)).name == "alice"  # stored hashed, found by its hash
+    listed = runner.invoke(keys_app, ["list", *url])
+    assert "alice" in listed.stdout and secret not in listed.stdout
+    assert runner.invoke(keys_app, ["revoke", "alice", *url]).exit_code == 0
+    assert runner.invoke(keys_app, ["revoke", "alice", *url]).exit_code == 1
+    assert store.active_key_count() == 0
+    store.close()
+
+
+def test_shutdown_hands_a_running_job_back_to_the_queue(settings: Settings) -> None:
+    FakeEngine.gate = threading.Event()
+    app = build_app(settings, engine_factory=FakeEngine)
+    with TestClient(app, client=LOOPBACK) as client:
+        video = client.post("/v1/videos", json={"prompt": "interrupted"}).json()
+        wait_for(client, video["id"], statuses=("in_progress",))
+        store = app.state.store
+    job = store.get(video["id"])  # the lifespan has stopped the workers
+    assert (job.status, job.attempts, job.claimed_by) == (QUEUED, 0, None)
+    assert not (settings.outputs_path / video["id"]).exists()
