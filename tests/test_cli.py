@@ -216,7 +216,7 @@ def test_models_and_styles_lists():
         "cogvideox-5b",
         "cogvideox1.5-5b",
         "mochi-1",
-        "ltx-video-2b-distilled",
+        "ltx-video-2b",
         "ltx-video-13b",
         "wan2.1-t2v-1.3b",
         "wan2.1-t2v-14b",

@@ -34,7 +34,7 @@ def test_every_card_plans_valid_frames_and_sizes(card):
 
 def test_frame_rules():
     assert plan_for("wan2.1-t2v-1.3b", seconds=5).num_frames == 81  # 4k+1 at 16 fps
-    assert plan_for("ltx-video-2b-distilled", seconds=4).num_frames == 97  # 8k+1 at 24 fps
+    assert plan_for("ltx-video-2b", seconds=4).num_frames == 97  # 8k+1 at 24 fps
     assert plan_for("mochi-1", seconds=5).num_frames == 151  # 6k+1 at 30 fps
     assert plan_for("cogvideox-5b", seconds=6).num_frames == 49  # 4k+1 at 8 fps
 
@@ -49,9 +49,100 @@ def test_generation_keeps_aspect_and_native_area():
 
 
 def test_too_long_is_a_clear_error():
-    with pytest.raises(SpecError, match=r"at most 5\.06 s .*81 frames at 16 fps.*Ask for 5 s") as info:
-        plan_for("wan2.1-t2v-1.3b", seconds=6)
+    with pytest.raises(
+        SpecError, match=r"wan2.1-t2v-1.3b makes at most 20 s \(in windows of 5.06 s\)"
+    ) as info:
+        plan_for("wan2.1-t2v-1.3b", seconds=21)
     assert info.value.param == "seconds"
+    assert plan_for("ltx-video-2b", seconds=60).windows  # LTX-Video goes to a minute
+
+
+@pytest.mark.parametrize("card", all_cards(), ids=lambda card: card.id)
+def test_long_clips_are_covered_by_overlapping_windows(card):
+    plan = plan_for(card.id, seconds=10, width=1920, height=1080)
+    windows = plan.windows
+    assert sum(w.new_frames for w in windows) == plan.num_frames >= 10 * card.fps
+    for before, after in zip(windows, windows[1:], strict=False):
+        assert card.valid_frames(after.num_frames) and after.overlap > 0
+        # Each window starts `overlap` frames before the previous one ends.
+        assert after.start == before.start + before.num_frames - after.overlap
+        assert (after.overlap - 1) % card.frame_step == 0
+    assert card.valid_frames(windows[0].num_frames)
+
+
+def test_prompt_schedule_steers_windows():
+    spec = VideoSpec(
+        prompt="a kite on the beach",
+        model="tiny-wan",
+        seconds=12,
+        style="anime",
+        prompt_schedule=[[5, "the kite flies higher"], [9.5, "night falls"]],
+    ).validated()
+    plan = make_plan(spec, get_card("tiny-wan"), CPU, get_style("anime"))
+    prompts = [w.prompt for w in plan.windows]
+    assert (
+        prompts[0] == "anime style, a kite on the beach, clean line art, cel shading, vibrant painted "
+        "backgrounds, expressive characters"
+    )
+    assert "the kite flies higher" in prompts[1] and prompts[1].startswith("anime style")
+    assert "night falls" in prompts[-1]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "fragment"),
+    [
+        ([[0, "x"]], "outside the clip"),
+        ([[3, "a"], [2, "b"]], "time order"),
+        ([[2, " "]], "empty"),
+        ([["soon", "x"]], "must be a number"),
+    ],
+)
+def test_bad_prompt_schedule(schedule, fragment):
+    with pytest.raises(SpecError, match=fragment):
+        VideoSpec(prompt="x", seconds=4, prompt_schedule=schedule).validated()
+
+
+def test_upscale_paths_follow_family_and_budget():
+    ltx = plan_for("tiny-ltx", seconds=2, width=1920, height=1080)
+    assert ltx.upscale.method == "latent" and (ltx.upscale.width, ltx.upscale.height) == (256, 128)
+    small_wan = plan_for("tiny-wan", seconds=2, width=384, height=216)
+    assert small_wan.upscale.method == "v2v" and small_wan.upscale.strength == 0.3
+    assert small_wan.upscale.width % 16 == 0 and small_wan.upscale.width >= 384
+    big_wan = plan_for("tiny-wan", seconds=2, width=1920, height=1080)
+    assert big_wan.upscale.method == "lanczos" and "over this machine's" in big_wan.upscale.reason
+    mochi = plan_for("tiny-mochi", seconds=2, width=1920, height=1080)
+    assert mochi.upscale.method == "lanczos" and "no video-to-video" in mochi.upscale.reason
+    assert plan_for("tiny-ltx", seconds=2, width=128, height=64).upscale.method == "none"
+    gpu = replace(CPU, device="cuda", name="NVIDIA H100 80GB HBM3", memory_gib=79)
+    real = make_plan(
+        VideoSpec(prompt="x", model="wan2.1-t2v-1.3b", width=1920, height=1080).validated(),
+        get_card("wan2.1-t2v-1.3b"),
+        gpu,
+    )
+    assert real.upscale.method == "v2v"
+
+
+def test_retime_and_estimate():
+    plan = plan_for("tiny-wan", seconds=2, fps=24)
+    assert plan.retime.method == "minterpolate"
+    assert plan_for("tiny-mochi", seconds=2, fps=24).retime.method == "fps"
+    assert plan_for("tiny-wan", seconds=2, fps=16).retime.method == "none"
+    gpu = replace(CPU, device="cuda", name="NVIDIA H100 80GB HBM3", memory_gib=79)
+    card = get_card("hunyuanvideo")
+    five = make_plan(
+        VideoSpec(prompt="x", model=card.id, seconds=5, width=1280, height=720).validated(), card, gpu
+    )
+    ten = make_plan(
+        VideoSpec(prompt="x", model=card.id, seconds=10, width=1280, height=720).validated(), card, gpu
+    )
+    # Minutes, not seconds or hours, for a 5 s 720p HunyuanVideo clip on an H100; longer takes longer.
+    assert 60 < five.estimated_seconds < 3600
+    assert ten.estimated_seconds > 1.8 * five.estimated_seconds
+
+
+def test_mochi_needs_two_steps():
+    with pytest.raises(SpecError, match="at least 2 steps"):
+        plan_for("tiny-mochi", steps=1)
 
 
 def test_variations_get_consecutive_seeds():

@@ -47,6 +47,17 @@ app.add_typer(models_app, name="models")
 app.add_typer(styles_app, name="styles")
 
 
+def _mount_server_commands() -> None:
+    # The server's commands live with the server; importing them loads no FastAPI until run.
+    from openreel.server.cli_commands import keys_app, serve_command
+
+    app.command("serve")(serve_command)
+    app.add_typer(keys_app, name="keys")
+
+
+_mount_server_commands()
+
+
 def _fail(error: OpenreelError) -> None:
     err_console.print(f"[bold red]Error:[/] {error.message}", highlight=False, soft_wrap=True)
     raise typer.Exit(2 if error.status == 400 else 1)

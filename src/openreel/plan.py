@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from openreel.errors import SpecError, UnsupportedModeError
 from openreel.hardware import Hardware
@@ -24,6 +24,39 @@ class MemoryPlan:
     vae_tiling: bool = False
     group_offload: bool = False
     reason: str = "fits in memory"
+
+
+@dataclass(frozen=True)
+class Window:
+    """One pipeline call of a long clip. Window k > 0 starts with ``overlap`` frames conditioned
+    on the last ``overlap`` frames of window k - 1; only the frames after them are new."""
+
+    index: int
+    start: int  # the clip's native frame at which this window begins (overlap included)
+    num_frames: int  # frames this call generates, overlap included; valid for the card
+    overlap: int
+    prompt: str
+
+    @property
+    def new_frames(self) -> int:
+        return self.num_frames - self.overlap
+
+
+@dataclass(frozen=True)
+class UpscalePlan:
+    """How the native frames reach the output size."""
+
+    method: str  # "none", "lanczos", "v2v" (refine at the larger size), "latent" (LTX upsampler)
+    width: int  # size after the model stage; the final lanczos fit goes from here to the output
+    height: int
+    strength: float = 0.0  # how much of the schedule a refinement pass re-runs
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RetimePlan:
+    method: str  # "none", "fps" (drop/repeat by timestamp), "minterpolate" (motion-compensated)
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +86,14 @@ class Plan:
     memory: MemoryPlan = field(default_factory=MemoryPlan)
     style: str | None = None
     options: dict = field(default_factory=dict)
+    windows: tuple[Window, ...] = ()
+    upscale: UpscalePlan = field(default_factory=lambda: UpscalePlan("none", 0, 0))
+    retime: RetimePlan = field(default_factory=lambda: RetimePlan("none"))
+    estimated_seconds: float | None = None
+
+    def for_window(self, window: Window) -> Plan:
+        """This plan as one pipeline call sees it: the window's frames and prompt."""
+        return replace(self, num_frames=window.num_frames, prompt=window.prompt, windows=(window,))
 
     @property
     def needs_resize(self) -> bool:
@@ -91,6 +132,146 @@ def new_seed() -> int:
     return random.SystemRandom().randrange(2**31)
 
 
+def overlap_frames(card: ModelCard) -> int:
+    """Frames a window shares with the one before: about half a second, and 1 + k * frame_step so
+    the shared frames encode to whole latent frames of the causal VAE (its first latent frame
+    holds one frame, each later one frame_step frames)."""
+    groups = max(1, round(0.5 * card.fps / card.frame_step))
+    return 1 + groups * card.frame_step
+
+
+def plan_windows(card: ModelCard, total: int, prompts: list[tuple[float, str]]) -> tuple[Window, ...]:
+    """Cover ``total`` native frames with windows of at most ``card.max_frames``."""
+
+    def prompt_at(frame: int) -> str:
+        seconds = frame / card.fps
+        return [text for start, text in prompts if start <= seconds + 1e-9][-1]
+
+    if total <= card.max_frames:
+        return (Window(0, 0, total, 0, prompt_at(0)),)
+    overlap = overlap_frames(card)
+    windows = [Window(0, 0, card.max_frames, 0, prompt_at(0))]
+    covered = card.max_frames
+    while covered < total:
+        fresh = min(card.max_frames - overlap, total - covered)
+        # The window's length must obey the frame rule: round the new part up to whole groups.
+        fresh = card.frame_step * math.ceil(fresh / card.frame_step)
+        windows.append(Window(len(windows), covered - overlap, overlap + fresh, overlap, prompt_at(covered)))
+        covered += fresh
+    return tuple(windows)
+
+
+def refine_token_budget(hardware: Hardware) -> int:
+    """Largest transformer sequence (latent frames x latent patches) a refinement pass may use:
+    beyond it attention time and activation memory grow past what this machine does in reason."""
+    if hardware.device == "cpu":
+        return 40_000
+    return int(hardware.memory_gib * 4_000)
+
+
+def transformer_tokens(card: ModelCard, width: int, height: int, frames: int) -> int:
+    latent_frames = (frames - 1) // card.frame_step + 1
+    return latent_frames * (width // card.size_multiple) * (height // card.size_multiple)
+
+
+def plan_upscale(
+    card: ModelCard, hardware: Hardware, width: int, height: int, window_frames: int, out_w: int, out_h: int
+) -> UpscalePlan:
+    """Generate at the native size, then raise the resolution with the best means the family has
+    and this machine can afford; lanczos alone only where nothing better is available."""
+    if out_w * out_h <= width * height * 1.2:
+        if (out_w, out_h) == (width, height):
+            return UpscalePlan("none", width, height, reason="generated at the output size")
+        return UpscalePlan("lanczos", width, height, reason="within 20% of the generated size")
+    budget = refine_token_budget(hardware)
+    m = card.size_multiple
+    if card.upscaler == "latent":
+        # The latent upsampler doubles each side; a short refinement pass re-runs the last 40%.
+        up_w, up_h = width * 2, height * 2
+        tokens = transformer_tokens(card, up_w, up_h, window_frames)
+        if tokens <= budget:
+            return UpscalePlan(
+                "latent",
+                up_w,
+                up_h,
+                0.4,
+                f"LTX latent upsampler {width}x{height} -> {up_w}x{up_h}, a refinement pass, then lanczos",
+            )
+        reason = _over_budget(up_w, up_h, tokens, budget)
+    elif card.upscaler == "v2v":
+        scale = max(out_w / width, out_h / height)
+        up_w, up_h = m * math.ceil(width * scale / m), m * math.ceil(height * scale / m)
+        tokens = transformer_tokens(card, up_w, up_h, window_frames)
+        if tokens <= budget:
+            return UpscalePlan(
+                "v2v",
+                up_w,
+                up_h,
+                0.3,
+                f"lanczos to {up_w}x{up_h}, then video-to-video refinement at strength 0.3",
+            )
+        reason = _over_budget(up_w, up_h, tokens, budget)
+    else:
+        reason = f"{card.family} has no video-to-video or latent upsampler pipeline in diffusers"
+    return UpscalePlan("lanczos", width, height, reason=f"lanczos only: {reason}")
+
+
+def _over_budget(width: int, height: int, tokens: int, budget: int) -> str:
+    return (
+        f"a refinement at {width}x{height} needs ~{tokens // 1000}k tokens, "
+        f"over this machine's {budget // 1000}k"
+    )
+
+
+def plan_retime(native_fps: int, out_fps: int) -> RetimePlan:
+    if native_fps == out_fps:
+        return RetimePlan("none", "generated at the output fps")
+    if out_fps > native_fps:
+        return RetimePlan("minterpolate", f"motion-compensated interpolation {native_fps} -> {out_fps} fps")
+    return RetimePlan("fps", f"frames dropped by timestamp {native_fps} -> {out_fps} fps")
+
+
+def throughput_flops(hardware: Hardware) -> float:
+    """Sustained dense FLOP/s a diffusion transformer gets here: a rough planning figure."""
+    name = hardware.name.upper()
+    if hardware.device == "cuda":
+        for marker, flops in (("H200", 450e12), ("H100", 400e12), ("A100", 150e12), ("L40", 120e12)):
+            if marker in name:
+                return flops
+        return 60e12
+    if hardware.device == "mps":
+        return 8e12
+    return 25e9 * max(1, hardware.cpu_threads)
+
+
+def estimate_seconds(
+    card: ModelCard,
+    hardware: Hardware,
+    steps: int,
+    guidance: float,
+    windows: tuple[Window, ...],
+    width: int,
+    height: int,
+    upscale: UpscalePlan,
+    out_pixels: int,
+    out_frames: int,
+) -> float:
+    """Transformer FLOPs (linear layers and attention) over every step of every window, plus the
+    refinement pass and post-processing; a planning estimate, not a promise."""
+    passes = 2 if guidance > 1 else 1  # classifier-free guidance runs the transformer twice
+
+    def pass_flops(w: int, h: int, frames: int) -> float:
+        tokens = transformer_tokens(card, w, h, frames)
+        return passes * (2 * card.params_b * 1e9 * tokens + 4 * tokens**2 * card.dit_width * card.dit_depth)
+
+    flops = sum(steps * pass_flops(width, height, window.num_frames) for window in windows)
+    if upscale.method in ("v2v", "latent"):
+        refine_steps = max(1, round(steps * upscale.strength))
+        flops += sum(refine_steps * pass_flops(upscale.width, upscale.height, w.num_frames) for w in windows)
+    # Decode, post-processing, watermark and encode: about 40 megapixels a second on a CPU core pair.
+    return flops / throughput_flops(hardware) + out_pixels * out_frames / 40e6
+
+
 def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style | None = None) -> Plan:
     """Decide everything about one run. ``spec`` must be validated; raises SpecError with the
     allowed values when this model cannot make what was asked."""
@@ -100,31 +281,41 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
             f"{card.id} cannot do {spec.mode}; models that can: {', '.join(able) or 'none yet'}",
             param="mode",
         )
-    num_frames = card.frames_for(spec.seconds)
-    if num_frames > card.max_frames:
+    if spec.seconds > card.max_total_seconds + 1e-9:
         raise SpecError(
-            f"{card.id} makes at most {card.max_seconds:.2f} s ({card.max_frames} frames at "
-            f"{card.fps} fps); {spec.seconds:g} s was asked. Ask for {math.floor(card.max_seconds)} s "
-            "or less, or choose a model with longer clips (`openreel models list`)",
+            f"{card.id} makes at most {card.max_total_seconds:g} s (in windows of "
+            f"{card.max_seconds:.2f} s); {spec.seconds:g} s was asked. Ask for less, or choose a "
+            "model with longer clips (`openreel models list`)",
             param="seconds",
         )
+    num_frames = card.frames_for(spec.seconds)
     width, height = generation_size(card, spec.width, spec.height)
 
     style_steps = style.steps if style else None
     style_guidance = style.guidance if style else None
     steps = spec.steps or style_steps or card.default_steps
+    if steps < card.min_steps:
+        raise SpecError(f"{card.id} needs at least {card.min_steps} steps (got {steps})", param="steps")
     guidance = spec.guidance if spec.guidance is not None else card.default_guidance
     if style_guidance is not None and spec.guidance is None and not card.is_tiny:
         guidance = style_guidance
-    prompt, negative = (
-        apply_style(style, spec.prompt, spec.negative_prompt)
-        if style
-        else (spec.prompt, spec.negative_prompt)
-    )
+
+    def styled(text: str) -> str:
+        return apply_style(style, text, None)[0] if style else text
+
+    prompt = styled(spec.prompt)
+    negative = apply_style(style, spec.prompt, spec.negative_prompt)[1] if style else spec.negative_prompt
+    schedule = [(0.0, prompt)] + [(start, styled(text)) for start, text in spec.prompt_schedule]
+    windows = plan_windows(card, num_frames, schedule)
+    # With windows, the clip is the first window plus each later window's new frames.
+    num_frames = windows[0].num_frames + sum(w.new_frames for w in windows[1:])
 
     first_seed = spec.seed if spec.seed is not None else new_seed()
     # Variations get consecutive seeds so a recipe names each one and any can be replayed alone.
     seeds = tuple((first_seed + i) % 2**63 for i in range(spec.variations))
+    upscale = plan_upscale(card, hardware, width, height, windows[0].num_frames, spec.width, spec.height)
+    # Memory is planned for one window at the largest size the model itself runs at.
+    model_w, model_h = max((width, height), (upscale.width, upscale.height), key=lambda s: s[0] * s[1])
 
     return Plan(
         model_id=card.id,
@@ -145,9 +336,25 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         out_frames=spec.num_frames,
         device=hardware.device,
         dtype=hardware.dtype,
-        memory=plan_memory(card, hardware, width, height, num_frames),
+        memory=plan_memory(card, hardware, model_w, model_h, windows[0].num_frames),
         style=style.id if style else None,
         options=dict(card.options),
+        windows=windows,
+        upscale=upscale,
+        retime=plan_retime(card.fps, spec.fps),
+        estimated_seconds=len(seeds)
+        * estimate_seconds(
+            card,
+            hardware,
+            steps,
+            guidance,
+            windows,
+            width,
+            height,
+            upscale,
+            spec.width * spec.height,
+            spec.num_frames,
+        ),
     )
 
 

@@ -88,6 +88,8 @@ class VideoSpec:
     steps: int | None = None
     guidance: float | None = None
     mode: str = "t2v"
+    # Prompt changes over a long clip: (start second, prompt) pairs after the opening prompt.
+    prompt_schedule: tuple[tuple[float, str], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -137,6 +139,7 @@ class VideoSpec:
             if not 0 <= guidance <= 30:
                 raise SpecError(f"guidance must be between 0 and 30 (got {guidance})", param="guidance")
         negative = self.negative_prompt.strip() if self.negative_prompt else None
+        schedule = _check_schedule(self.prompt_schedule, seconds)
         return replace(
             self,
             prompt=prompt,
@@ -147,6 +150,7 @@ class VideoSpec:
             seed=seed,
             steps=steps,
             guidance=guidance,
+            prompt_schedule=schedule,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,6 +163,36 @@ class VideoSpec:
         if unknown:
             raise SpecError(f"unknown field(s) {', '.join(unknown)}", param=unknown[0])
         return cls(**data)
+
+
+def parse_schedule_entry(text: str) -> tuple[float, str]:
+    """``"5:the kite flies higher"`` -> (5.0, "the kite flies higher")."""
+    start, sep, prompt = str(text).partition(":")
+    if not sep:
+        raise SpecError(
+            f'{text!r} is not SECONDS:PROMPT, e.g. "5:the kite flies higher"', param="prompt_schedule"
+        )
+    return _number(start.strip(), "prompt_schedule"), prompt.strip()
+
+
+def _check_schedule(entries: Any, seconds: float) -> tuple[tuple[float, str], ...]:
+    checked: list[tuple[float, str]] = []
+    for entry in entries or ():
+        if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+            raise SpecError(
+                f"prompt schedule entry {entry!r} is not [seconds, prompt]", param="prompt_schedule"
+            )
+        start, text = _number(entry[0], "prompt_schedule"), str(entry[1]).strip()
+        if not 0 < start < seconds:
+            raise SpecError(
+                f"prompt change at {start:g} s is outside the clip (0-{seconds:g} s)", param="prompt_schedule"
+            )
+        if not text:
+            raise SpecError(f"the prompt change at {start:g} s is empty", param="prompt_schedule")
+        if checked and start <= checked[-1][0]:
+            raise SpecError("prompt changes must be in time order", param="prompt_schedule")
+        checked.append((start, text))
+    return tuple(checked)
 
 
 def _number(value: Any, param: str) -> float:
