@@ -27,7 +27,7 @@ class Settings(BaseModel):
     database_url: str | None = None
     workers: int = Field(1, ge=0, le=64, description="local worker threads; 0 queues jobs for other servers")
     # What `model: "sora-2"` and `"sora-2-pro"` mean here: the fastest good model and the best one.
-    sora_2_model: str = "ltx-video-2b-distilled"
+    sora_2_model: str = "ltx-video-13b-distilled"
     sora_2_pro_model: str = "wan2.1-t2v-14b"
     # OpenAI's defaults when a request leaves them out.
     default_size: str = "720x1280"
