@@ -39,7 +39,7 @@ def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) 
         )
     folder = Path(folder)
     if (folder / "model_index.json").is_file():
-        return PyramidFlowPipeline.from_pretrained(folder, torch_dtype=dtype)
+        return PyramidFlowPipeline.from_pretrained(folder, dtype=dtype)
     if convert.is_official_layout(folder):
         variant = card.options.get("variant", "miniflux")
         return convert.load_official_pipeline(folder, variant, card.options.get("resolution", "384p"), dtype)

@@ -70,8 +70,10 @@ def transformer_config(config: dict[str, Any], variant: str) -> dict[str, Any]:
         from openreel.models.pyramid_flow.transformer_flux import PyramidFluxTransformer3DModel
 
         out = _known_arguments(config, PyramidFluxTransformer3DModel)
-        # build_pyramid_dit passes these at load time, whatever the file says.
-        out.update(axes_dims_rope=(16, 24, 24), use_temporal_causal=True, interp_condition_pos=True)
+        # build_pyramid_dit passes these at load time, whatever the file says (the published file
+        # says the same rotary split).
+        out.update(use_temporal_causal=True, interp_condition_pos=True)
+        out["axes_dims_rope"] = tuple(out.get("axes_dims_rope", (16, 24, 24)))
         return out
     if variant == "sd3":
         _require(config, "pos_embed_type", "sincos", where)
