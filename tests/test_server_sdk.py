@@ -166,7 +166,7 @@ def test_every_error_class_the_sdk_knows(server: Server) -> None:
         client.videos.create(prompt="x", model="tiny-wan", size="1281x720")
     assert bad.value.param == "size" and bad.value.status_code == 400
     with pytest.raises(openai.BadRequestError) as bad:
-        client.videos.create(prompt="x", model="tiny-wan", seconds="12")
+        client.videos.create(prompt="x", model="tiny-wan", seconds="25")
     assert bad.value.param == "seconds" and "at most" in bad.value.message
     with pytest.raises(openai.BadRequestError) as bad:
         client.videos.create(prompt="x", model="sora-9")
