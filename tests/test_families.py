@@ -74,7 +74,10 @@ def generate(family: str, folder: Path, plan: Plan, seed: int) -> np.ndarray:
         callback_on_step_end=step_end,
         callback_on_step_end_tensor_inputs=["latents"],
     )
-    assert seen_steps == list(range(plan.steps))
+    # Every step is reported, in order; the total is the pipeline's own count (plan.steps for one
+    # denoising loop, more for Pyramid Flow's stages and units), which the Runner shows.
+    assert seen_steps == list(range(getattr(pipe, "num_timesteps", plan.steps)))
+    assert seen_steps[-1] + 1 >= plan.steps
     return output.frames[0]
 
 
@@ -227,8 +230,11 @@ def test_wan_flow_shift_comes_from_the_card(tiny_folders: dict[str, Path]) -> No
 def test_loading_a_real_card_without_weights_raises(family: str, tmp_path: Path) -> None:
     import torch
 
+    from openreel.errors import SpecError
+
     card = next(card for card in CARDS if card.family == family)
-    with pytest.raises(OSError):
+    # diffusers raises OSError; the Pyramid Flow loader names the layouts it looked for.
+    with pytest.raises((OSError, SpecError)):
         family_module(family).load_pipeline(tmp_path, card, "t2v", torch.bfloat16)
 
 
@@ -245,7 +251,7 @@ def test_family_modules_import_without_torch() -> None:
     """Importing a family module must stay cheap: torch and diffusers load only when a pipeline does."""
     import subprocess
 
-    names = ", ".join(f"openreel.models.families.{family}" for family in FAMILIES)
+    names = ", ".join(f"openreel.models.families.{family.replace('-', '_')}" for family in FAMILIES)
     code = f"import sys, {names}; print('torch' in sys.modules, 'diffusers' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]

@@ -89,5 +89,14 @@ def test_hub_model_offline_says_what_to_do(monkeypatch, tmp_path):
 
 
 def test_local_folder_needs_model_index(tmp_path):
-    with pytest.raises(SpecError, match="not a diffusers model folder"):
+    with pytest.raises(SpecError, match="neither a diffusers model folder"):
         resolve_card(str(tmp_path))
+
+
+def test_published_pyramid_flow_folder_is_recognised(tmp_path):
+    for part in ("causal_video_vae", "diffusion_transformer_384p"):
+        (tmp_path / part).mkdir()
+        (tmp_path / part / "config.json").write_text("{}")
+    card = resolve_card(str(tmp_path))
+    assert card.family == "pyramid-flow" and card.options["resolution"] == "384p"
+    assert card.source == f"local:{tmp_path}"

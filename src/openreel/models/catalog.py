@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from openreel.errors import UnknownModelError
 
-FAMILIES = ("cogvideox", "mochi", "ltx", "wan", "hunyuan")
+FAMILIES = ("cogvideox", "mochi", "ltx", "wan", "hunyuan", "pyramid-flow")
 
 
 @dataclass(frozen=True)
@@ -448,6 +448,14 @@ TINY_CARDS: tuple[ModelCard, ...] = (
     _tiny("wan", "wan2.1-t2v-1.3b"),
     _tiny("hunyuan", "hunyuanvideo"),
 )
+
+# Pyramid Flow is ported natively (not in diffusers); its cards live beside its code. Imported
+# here, after ModelCard exists, because cards.py builds ModelCards.
+from openreel.models.pyramid_flow.cards import CARDS as _PYRAMID_FLOW_CARDS  # noqa: E402
+from openreel.models.pyramid_flow.cards import TINY_CARD as _PYRAMID_FLOW_TINY  # noqa: E402
+
+CARDS = CARDS + _PYRAMID_FLOW_CARDS
+TINY_CARDS = TINY_CARDS + (_PYRAMID_FLOW_TINY,)
 
 _BY_ID: dict[str, ModelCard] = {card.id: card for card in CARDS + TINY_CARDS}
 

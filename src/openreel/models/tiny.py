@@ -70,7 +70,7 @@ def build_tiny_pipeline(family: str, folder: Path) -> None:
 # --- text encoders and tokenizers -------------------------------------------------------------
 
 
-def _t5_tokenizer() -> Any:
+def t5_tokenizer() -> Any:
     """A Unigram (sentencepiece-style) T5 tokenizer: whole words where known, else characters."""
     from transformers import T5Tokenizer
 
@@ -94,10 +94,10 @@ def _t5_config_values(vocab_size: int) -> dict[str, Any]:
     )
 
 
-def _t5_encoder(vocab_size: int) -> Any:
+def t5_encoder(vocab_size: int) -> Any:
     from transformers import T5Config, T5EncoderModel
 
-    _seeded()
+    seeded()
     return T5EncoderModel(T5Config(**_t5_config_values(vocab_size)))
 
 
@@ -151,7 +151,7 @@ def _llama_tokenizer() -> Any:
     return tokenizer
 
 
-def _clip_tokenizer() -> Any:
+def clip_tokenizer() -> Any:
     """A CLIP BPE tokenizer (HunyuanVideo's second text encoder): lower-case words end in </w>."""
     from tokenizers.pre_tokenizers import ByteLevel
     from transformers import CLIPTokenizer
@@ -165,13 +165,13 @@ def _clip_tokenizer() -> Any:
         base=specials,
         alphabet=sorted(ByteLevel.alphabet()),
     )
-    return CLIPTokenizer(vocab=vocab, merges=merges)
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)  # CLIP's context length
 
 
 # --- families ---------------------------------------------------------------------------------
 
 
-def _seeded() -> Any:
+def seeded() -> Any:
     """Seed torch's global generator before each part, so each part's weights depend only on
     its own constructor and the whole build is reproducible."""
     import torch
@@ -188,8 +188,8 @@ def build_cogvideox() -> DiffusionPipeline:
         CogVideoXTransformer3DModel,
     )
 
-    tokenizer = _t5_tokenizer()
-    _seeded()
+    tokenizer = t5_tokenizer()
+    seeded()
     transformer = CogVideoXTransformer3DModel(
         num_attention_heads=4,
         attention_head_dim=8,
@@ -207,7 +207,7 @@ def build_cogvideox() -> DiffusionPipeline:
         # The position table covers exactly this many text tokens: keep the pipeline's default.
         max_text_seq_length=226,
     )
-    _seeded()
+    seeded()
     vae = AutoencoderKLCogVideoX(
         block_out_channels=(8, 8, 8, 8),
         latent_channels=4,
@@ -229,7 +229,7 @@ def build_cogvideox() -> DiffusionPipeline:
     )
     return CogVideoXPipeline(
         tokenizer=tokenizer,
-        text_encoder=_t5_encoder(len(tokenizer)),
+        text_encoder=t5_encoder(len(tokenizer)),
         vae=vae,
         transformer=transformer,
         scheduler=scheduler,
@@ -244,8 +244,8 @@ def build_mochi() -> DiffusionPipeline:
         MochiTransformer3DModel,
     )
 
-    tokenizer = _t5_tokenizer()
-    _seeded()
+    tokenizer = t5_tokenizer()
+    seeded()
     transformer = MochiTransformer3DModel(
         patch_size=2,
         num_attention_heads=2,
@@ -259,7 +259,7 @@ def build_mochi() -> DiffusionPipeline:
         activation_fn="swiglu",
         max_sequence_length=256,
     )
-    _seeded()
+    seeded()
     # 32 channels is the floor: Mochi's VAE group-norms in 32 groups. The default expansions keep
     # the real 6x temporal and 8x spatial compression.
     vae = AutoencoderKLMochi(
@@ -271,7 +271,7 @@ def build_mochi() -> DiffusionPipeline:
     )
     return MochiPipeline(
         tokenizer=tokenizer,
-        text_encoder=_t5_encoder(len(tokenizer)),
+        text_encoder=t5_encoder(len(tokenizer)),
         vae=vae,
         transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler(),
@@ -286,8 +286,8 @@ def build_ltx() -> DiffusionPipeline:
         LTXVideoTransformer3DModel,
     )
 
-    tokenizer = _t5_tokenizer()
-    _seeded()
+    tokenizer = t5_tokenizer()
+    seeded()
     transformer = LTXVideoTransformer3DModel(
         in_channels=8,
         out_channels=8,
@@ -299,7 +299,7 @@ def build_ltx() -> DiffusionPipeline:
         num_layers=1,
         caption_channels=32,
     )
-    _seeded()
+    seeded()
     # The real compression: 4x4 patchify then three 2x space-time downsamples = 32x spatial, 8x
     # temporal (diffusers' fast test uses patch 1 and two downsamples, which is 4x/4x). Every
     # decoder_* setting is given too: left out, the decoder falls back to its 237M-parameter default.
@@ -327,7 +327,7 @@ def build_ltx() -> DiffusionPipeline:
     scheduler = FlowMatchEulerDiscreteScheduler(use_dynamic_shifting=False)
     return LTXConditionPipeline(
         tokenizer=tokenizer,
-        text_encoder=_t5_encoder(len(tokenizer)),
+        text_encoder=t5_encoder(len(tokenizer)),
         vae=vae,
         transformer=transformer,
         scheduler=scheduler,
@@ -338,8 +338,8 @@ def build_wan() -> DiffusionPipeline:
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
-    tokenizer = _t5_tokenizer()
-    _seeded()
+    tokenizer = t5_tokenizer()
+    seeded()
     transformer = WanTransformer3DModel(
         patch_size=(1, 2, 2),
         num_attention_heads=2,
@@ -354,7 +354,7 @@ def build_wan() -> DiffusionPipeline:
         qk_norm="rms_norm_across_heads",
         rope_max_seq_len=32,
     )
-    _seeded()
+    seeded()
     vae = AutoencoderKLWan(
         base_dim=3,
         z_dim=16,
@@ -362,7 +362,7 @@ def build_wan() -> DiffusionPipeline:
         num_res_blocks=1,
         temperal_downsample=[False, True, True],
     )
-    _seeded()
+    seeded()
     text_encoder = UMT5EncoderModel(UMT5Config(**_t5_config_values(len(tokenizer))))
     # Wan 2.1's own scheduler; flow_shift is the 480p value and load_pipeline sets the card's.
     scheduler = UniPCMultistepScheduler(
@@ -387,8 +387,8 @@ def build_hunyuan() -> DiffusionPipeline:
     from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
 
     tokenizer = _llama_tokenizer()
-    tokenizer_2 = _clip_tokenizer()
-    _seeded()
+    tokenizer_2 = clip_tokenizer()
+    seeded()
     transformer = HunyuanVideoTransformer3DModel(
         in_channels=4,
         out_channels=4,
@@ -405,7 +405,7 @@ def build_hunyuan() -> DiffusionPipeline:
         pooled_projection_dim=8,
         rope_axes_dim=(2, 4, 4),
     )
-    _seeded()
+    seeded()
     vae = AutoencoderKLHunyuanVideo(
         latent_channels=4,
         block_out_channels=(8, 8, 8, 8),
@@ -414,7 +414,7 @@ def build_hunyuan() -> DiffusionPipeline:
         spatial_compression_ratio=8,
         temporal_compression_ratio=4,
     )
-    _seeded()
+    seeded()
     # The pipeline reads the third-from-last hidden state, so two layers is the minimum.
     text_encoder = LlamaModel(
         LlamaConfig(
@@ -428,7 +428,7 @@ def build_hunyuan() -> DiffusionPipeline:
             pad_token_id=tokenizer.pad_token_id,
         )
     )
-    _seeded()
+    seeded()
     text_encoder_2 = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=len(tokenizer_2),
@@ -454,10 +454,18 @@ def build_hunyuan() -> DiffusionPipeline:
     )
 
 
+def build_pyramid_flow() -> DiffusionPipeline:
+    # Ported natively; its tiny build lives beside its code.
+    from openreel.models.pyramid_flow.tiny import build_tiny_pipeline as build_pyramid
+
+    return build_pyramid("miniflux")
+
+
 _BUILDERS: dict[str, Callable[[], DiffusionPipeline]] = {
     "cogvideox": build_cogvideox,
     "mochi": build_mochi,
     "ltx": build_ltx,
     "wan": build_wan,
     "hunyuan": build_hunyuan,
+    "pyramid-flow": build_pyramid_flow,
 }

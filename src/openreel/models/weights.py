@@ -24,6 +24,7 @@ _CLASS_PREFIXES = {
     "LTX": "ltx",
     "Wan": "wan",
     "HunyuanVideo": "hunyuan",
+    "PyramidFlow": "pyramid-flow",
 }
 
 
@@ -79,15 +80,18 @@ def hub_folder(card: ModelCard, *, download: bool = True) -> Path:
 
     repo = card.hub_repo
     assert repo is not None
+    patterns = card.options.get("allow_patterns")
     try:
-        return Path(snapshot_download(repo, revision=card.revision, local_files_only=True))
+        return Path(
+            snapshot_download(repo, revision=card.revision, allow_patterns=patterns, local_files_only=True)
+        )
     except Exception as cached_error:  # noqa: BLE001 - any miss means "not cached"
         if not download:
             raise WeightsMissingError(
                 missing_weights_message(card, "not in the Hugging Face cache"), param="model"
             ) from cached_error
     try:
-        return Path(snapshot_download(repo, revision=card.revision))
+        return Path(snapshot_download(repo, revision=card.revision, allow_patterns=patterns))
     except Exception as exc:  # noqa: BLE001 - offline, gated, no disk: all end the same way
         raise WeightsMissingError(missing_weights_message(card, _reason(exc)), param="model") from exc
 
@@ -101,20 +105,37 @@ def _reason(exc: Exception) -> str:
 def is_downloaded(card: ModelCard) -> bool:
     if card.is_tiny:
         return (tiny_folder(card) / "model_index.json").is_file()
+    marker = card.options.get("weights_marker", "model_index.json")
     if card.source.startswith("local:"):
-        return Path(card.source.removeprefix("local:"), "model_index.json").is_file()
+        return Path(card.source.removeprefix("local:"), marker).is_file()
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(card.hub_repo, "model_index.json", revision=card.revision)
+    found = try_to_load_from_cache(card.hub_repo, marker, revision=card.revision)
     return isinstance(found, str)
 
 
 def card_for_folder(folder: Path) -> ModelCard:
     """A card for a local diffusers folder: ``openreel.json`` beside ``model_index.json`` may name
     the catalog card it is a copy of; otherwise the family's first card is the template."""
+    from openreel.models.pyramid_flow.convert import is_official_layout, transformer_folder
+
     index = folder / "model_index.json"
+    if not index.is_file() and is_official_layout(folder):
+        # Pyramid Flow's published layout (not diffusers'): the card whose transformer is there.
+        for card in CARDS:
+            if (
+                card.family == "pyramid-flow"
+                and (folder / transformer_folder(card.options["resolution"])).is_dir()
+            ):
+                return replace(
+                    card, id=str(folder), source=f"local:{folder}", title=f"{card.title} (local folder)"
+                )
     if not index.is_file():
-        raise SpecError(f"{folder} is not a diffusers model folder (no model_index.json)", param="model")
+        raise SpecError(
+            f"{folder} is neither a diffusers model folder (no model_index.json) nor a published "
+            "Pyramid Flow folder",
+            param="model",
+        )
     base: ModelCard | None = None
     meta = folder / "openreel.json"
     if meta.is_file():
@@ -157,7 +178,11 @@ def pull(card: ModelCard) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(card.hub_repo, revision=card.revision))
+        return Path(
+            snapshot_download(
+                card.hub_repo, revision=card.revision, allow_patterns=card.options.get("allow_patterns")
+            )
+        )
     except Exception as exc:  # noqa: BLE001
         raise WeightsMissingError(
             f"could not download {card.hub_repo} ({_reason(exc)}). "

@@ -123,7 +123,9 @@ class Runner:
             if should_cancel is not None and should_cancel():
                 raise Cancelled("cancelled")
             if on_step is not None:
-                on_step(index + 1, plan.steps)
+                # Pipelines with several loops (Pyramid Flow's stages and units, a refinement that
+                # re-runs part of the schedule) count their own total.
+                on_step(index + 1, getattr(_pipe, "num_timesteps", None) or plan.steps)
             return {}
 
         arguments = family.call_arguments(plan, generator)

@@ -18,4 +18,5 @@ def family_module(name: str) -> types.ModuleType:
     """The module ``openreel.models.families.<name>``."""
     if name not in FAMILIES:
         raise ValueError(f"unknown model family {name!r}; known families: {', '.join(FAMILIES)}")
-    return importlib.import_module(f"{__name__}.{name}")
+    # Family names may hold hyphens ("pyramid-flow"); module names use underscores.
+    return importlib.import_module(f"{__name__}.{name.replace('-', '_')}")

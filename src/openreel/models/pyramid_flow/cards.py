@@ -29,6 +29,8 @@ def _card(variant: str, resolution: str, **values) -> ModelCard:
         fps=24,
         frame_step=8,
         max_frames=241 if big else 121,
+        # The temporal loop is the method's own autoregression; openreel adds no windows to it.
+        max_total_seconds=(241 if big else 121) / 24,
         size_multiple=64,
         default_steps=20,
         default_guidance=7.0,
@@ -38,6 +40,15 @@ def _card(variant: str, resolution: str, **values) -> ModelCard:
             # The README's recipe: first-frame guidance 7, later units 5 (t2v) or 4 (i2v).
             "video_guidance_scale": 5.0,
             "i2v_video_guidance_scale": 4.0,
+            # The published repos are not in diffusers layout and hold both resolutions: fetch
+            # one, and know it is there by its VAE config.
+            "weights_marker": "causal_video_vae/config.json",
+            "allow_patterns": [
+                f"diffusion_transformer_{resolution}/*",
+                "causal_video_vae/*",
+                "text_encoder*/*",
+                "tokenizer*/*",
+            ],
         },
     )
     base.update(values)
@@ -105,6 +116,7 @@ TINY_CARD = ModelCard(
     fps=24,
     frame_step=8,
     max_frames=121,
+    max_total_seconds=121 / 24,
     size_multiple=64,
     default_steps=2,
     default_guidance=7.0,
