@@ -211,23 +211,44 @@ def _run_with_progress(engine, spec, target: Path, quiet: bool):
 
 
 def _print_plan(plan) -> None:
-    table = Table(show_header=False, box=None)
+    from openreel.hardware import detect
+
+    windows = plan.windows
+    if len(windows) > 1:
+        spans = ", ".join(f"{w.start}-{w.start + w.num_frames - 1}" for w in windows)
+        window_text = f"{len(windows)} windows of native frames {spans} (overlap {windows[1].overlap})"
+    else:
+        window_text = "1 (the model's native length covers it)"
+    upscale = plan.upscale
     rows = [
         ("model", plan.model_id),
         ("prompt", plan.prompt),
         ("negative prompt", plan.negative_prompt or "-"),
         ("generate", f"{plan.width}x{plan.height}, {plan.num_frames} frames at {plan.native_fps} fps"),
+        ("windows", window_text),
         ("steps / guidance", f"{plan.steps} / {plan.guidance:g}"),
+        ("upscale", f"{upscale.method}: {upscale.reason}" if upscale.reason else upscale.method),
+        ("frame rate", f"{plan.retime.method}: {plan.retime.reason}"),
         ("output", f"{plan.out_width}x{plan.out_height}, {plan.out_frames} frames at {plan.out_fps} fps"),
-        ("resize", "yes (lanczos, centre crop)" if plan.needs_resize else "no"),
-        ("retime", f"{plan.native_fps} -> {plan.out_fps} fps" if plan.needs_retime else "no"),
         ("seeds", ", ".join(map(str, plan.seeds))),
         ("device", f"{plan.device} ({plan.dtype})"),
         ("memory", plan.memory.reason),
+        ("estimated time", f"~{_duration(plan.estimated_seconds)} on {detect().name}"),
     ]
+    table = Table(show_header=False, box=None)
     for key, value in rows:
         table.add_row(f"[bold]{key}", value)
     console.print(table)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @models_app.callback()

@@ -108,8 +108,19 @@ class _ProgressClock:
         eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
         self.report(Progress(fraction, stage, step, self.plan.steps, self.variation, self.variations, eta))
 
-    def step(self, step: int, total: int) -> None:
-        self.emit("denoising", (1 - _FINISH_SHARE) * step / total, step)
+    def window_step(self, window: int) -> Callable[[int, int, str], None]:
+        """The runner's on_step for one window: windows share the work evenly; a refinement
+        pass (the 1080p model stage) takes the last quarter of its window."""
+        windows = len(self.plan.windows) or 1
+        refines = self.plan.upscale.method in ("v2v", "latent")
+
+        def step(done: int, total: int, phase: str) -> None:
+            part = done / max(total, 1)
+            if refines:
+                part = 0.75 + 0.25 * part if phase == "refining" else 0.75 * part
+            self.emit(phase, (1 - _FINISH_SHARE) * (window + part) / windows, done)
+
+        return step
 
 
 class Engine:
@@ -193,15 +204,11 @@ class Engine:
         done: list[dict[str, Any]] = []
         for index, seed in enumerate(plan.seeds, start=1):
             clock.variation = index
-            frames = self.runner.run(
-                card, folder, plan, seed, on_step=clock.step, should_cancel=should_cancel
-            )
-            if should_cancel is not None and should_cancel():
-                raise Cancelled("cancelled")
-            clock.emit("finishing", 1 - _FINISH_SHARE, plan.steps)
             video, thumbnail, sprites = output_paths(output, index)
             mark = _video_id(spec, model, seed) if video_id is None else f"{video_id}/{index}"
+            frames = self._model_frames(card, folder, plan, seed, clock, should_cancel)
             self._finish(frames, plan, video, thumbnail, sprites, should_cancel, mark)
+            clock.emit("finishing", 1 - _FINISH_SHARE / 2, plan.steps)
             for path in (video, thumbnail, sprites):
                 sign_file(path, credits=credit, prompt=spec.prompt)
             done.append(
@@ -224,9 +231,43 @@ class Engine:
             on_progress(Progress(1.0, "done", plan.steps, plan.steps, len(plan.seeds), len(plan.seeds), 0.0))
         return result
 
+    def _model_frames(
+        self,
+        card: ModelCard,
+        folder: Path,
+        plan: Plan,
+        seed: int,
+        clock: _ProgressClock,
+        should_cancel: Callable[[], bool] | None,
+    ) -> Iterator[np.ndarray]:
+        """The clip's frames as the model stage makes them, window after window, as uint8.
+
+        Lazy: post-processing and the encoder pull frames while later windows are still to be
+        made, so a long clip is never held whole. Each window after the first begins with frames
+        conditioned on the tail of the one before; those are the previous window's own frames,
+        already given, so they are skipped.
+        """
+        from openreel.render.post import float_to_uint8
+
+        tail = None
+        for window in plan.windows:
+            made = self.runner.run_window(
+                card,
+                folder,
+                plan,
+                window,
+                seed,
+                tail=tail,
+                on_step=clock.window_step(window.index),
+                should_cancel=should_cancel,
+            )
+            yield from float_to_uint8(made.final[window.overlap :])
+            following = plan.windows[window.index + 1] if window.index + 1 < len(plan.windows) else None
+            tail = made.native[-following.overlap :] if following else None
+
     def _finish(
         self,
-        frames: np.ndarray,
+        frames: Iterator[np.ndarray],
         plan: Plan,
         video: Path,
         thumbnail: Path,
@@ -236,15 +277,16 @@ class Engine:
     ) -> None:
         from openreel.provenance import installation_id, make_payload, watermark_frames
         from openreel.render.encode import VideoWriter, write_spritesheet, write_thumbnail
-        from openreel.render.post import conform, float_to_uint8
+        from openreel.render.post import conform
 
         conformed = conform(
-            float_to_uint8(frames),
+            frames,
             src_fps=plan.native_fps,
             width=plan.out_width,
             height=plan.out_height,
             fps=plan.out_fps,
             num_frames=plan.out_frames,
+            interpolate=plan.retime.method == "minterpolate",
         )
         # Marked at the final size, just before encoding: nothing after this point resamples.
         stream = watermark_frames(conformed, make_payload(installation_id(), mark))

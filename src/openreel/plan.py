@@ -213,7 +213,7 @@ def plan_upscale(
         reason = _over_budget(up_w, up_h, tokens, budget)
     else:
         reason = f"{card.family} has no video-to-video or latent upsampler pipeline in diffusers"
-    return UpscalePlan("lanczos", width, height, reason=f"lanczos only: {reason}")
+    return UpscalePlan("lanczos", width, height, reason=reason)
 
 
 def _over_budget(width: int, height: int, tokens: int, budget: int) -> str:

@@ -67,6 +67,25 @@ def build_tiny_pipeline(family: str, folder: Path) -> None:
     pipe.save_pretrained(folder)
 
 
+def build_tiny_ltx_upsampler(ltx_folder: Path, folder: Path) -> None:
+    """LTX-Video's spatial latent upsampler, tiny: saved as an LTXLatentUpsamplePipeline (with the
+    tiny model's VAE, whose latent statistics it needs), as the published upsampler is."""
+    from diffusers import AutoencoderKLLTXVideo, LTXLatentUpsamplePipeline
+    from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
+
+    vae = AutoencoderKLLTXVideo.from_pretrained(Path(ltx_folder) / "vae")
+    seeded()
+    upsampler = LTXLatentUpsamplerModel(
+        in_channels=vae.config.latent_channels,
+        mid_channels=32,  # its GroupNorms have 32 groups
+        num_blocks_per_stage=1,
+        dims=3,
+        spatial_upsample=True,
+        temporal_upsample=False,
+    )
+    LTXLatentUpsamplePipeline(vae=vae, latent_upsampler=upsampler).save_pretrained(folder)
+
+
 # --- text encoders and tokenizers -------------------------------------------------------------
 
 

@@ -57,6 +57,31 @@ def ensure_tiny(card: ModelCard) -> Path:
     return folder
 
 
+def upsampler_folder(card: ModelCard) -> Path:
+    """LTX-Video's latent upsampler pipeline folder: built beside a tiny model, else the card's
+    ``latent_upsampler`` repository from the Hugging Face cache (downloaded when missing)."""
+    if card.is_tiny:
+        folder = tiny_folder(card) / "latent_upsampler"
+        if not (folder / "model_index.json").is_file():
+            from openreel.models.tiny import build_tiny_ltx_upsampler
+
+            staging = Path(tempfile.mkdtemp(prefix=".latent_upsampler-", dir=ensure_tiny(card)))
+            try:
+                build_tiny_ltx_upsampler(tiny_folder(card), staging)
+                try:
+                    os.rename(staging, folder)
+                except OSError:
+                    if not (folder / "model_index.json").is_file():
+                        raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return folder
+    repo = card.options.get("latent_upsampler")
+    if not repo:
+        raise SpecError(f"{card.id} has no latent upsampler", param="model")
+    return hub_folder(replace(card, source=f"hub:{repo}", revision=None, options={}))
+
+
 def missing_weights_message(card: ModelCard, reason: str) -> str:
     repo = card.hub_repo
     return (

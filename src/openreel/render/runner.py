@@ -16,14 +16,16 @@ from typing import TYPE_CHECKING, Any
 from openreel.errors import Cancelled, GenerationError, OutOfMemoryError
 from openreel.models.catalog import ModelCard
 from openreel.models.families import family_module
-from openreel.plan import Plan
+from openreel.plan import Plan, Window
+from openreel.render.conditioning import LatentAnchor
 
 if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
 
-StepCallback = Callable[[int, int], None]
+# on_step(done, total, phase): phase is "denoising" or "refining" (the 1080p model stage).
+StepCallback = Callable[[int, int, str], None]
 CancelCheck = Callable[[], bool]
 
 
@@ -43,6 +45,7 @@ class Runner:
     def __init__(self) -> None:
         self._key: _LoadedKey | None = None
         self._pipe: Any = None
+        self._refiner: Any = None
         self.loads = 0  # how many times a pipeline was loaded from disk (tests check warmth)
 
     def pipeline(self, card: ModelCard, folder: Path, plan: Plan) -> Any:
@@ -92,7 +95,7 @@ class Runner:
     def unload(self) -> None:
         if self._pipe is None:
             return
-        self._pipe, self._key = None, None
+        self._pipe, self._key, self._refiner = None, None, None
         import gc
 
         gc.collect()
@@ -101,42 +104,75 @@ class Runner:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def run(
+    def refine_pipeline(self, family: Any) -> Any:
+        """The family's video-to-video pipeline over the loaded one's weights (no second copy)."""
+        if self._refiner is None:
+            import inspect
+
+            import diffusers
+
+            # Built from the loaded components rather than with from_pipe, which casts every
+            # shared module to one dtype (float32 by default) in place.
+            refine_class = getattr(diffusers, family.REFINE_PIPELINE)
+            accepted = inspect.signature(refine_class.__init__).parameters
+            self._refiner = refine_class(**{k: v for k, v in self._pipe.components.items() if k in accepted})
+            self._refiner.set_progress_bar_config(disable=True)
+        return self._refiner
+
+    def run_window(
         self,
         card: ModelCard,
         folder: Path,
         plan: Plan,
+        window: Window,
         seed: int,
         *,
+        tail: np.ndarray | None = None,
         on_step: StepCallback | None = None,
         should_cancel: CancelCheck | None = None,
-    ) -> np.ndarray:
-        """Denoise and decode one variation: float32 frames (T, H, W, 3) in [0, 1]."""
+    ) -> WindowFrames:
+        """Generate one window of one variation, conditioned on ``tail`` (the previous window's
+        last ``window.overlap`` frames) when given, then raise it to the plan's upscale size with
+        the family's model stage if the plan says so. Frames are float32 in [0, 1]."""
         import torch
 
         pipe = self.pipeline(card, folder, plan)
         family = family_module(card.family)
-        # A CPU generator gives the same noise on every device, so a recipe replays anywhere.
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-
-        def step_end(_pipe: Any, index: int, _timestep: Any, _tensors: dict) -> dict:
-            if should_cancel is not None and should_cancel():
-                raise Cancelled("cancelled")
-            if on_step is not None:
-                # Pipelines with several loops (Pyramid Flow's stages and units, a refinement that
-                # re-runs part of the schedule) count their own total.
-                on_step(index + 1, getattr(_pipe, "num_timesteps", None) or plan.steps)
-            return {}
-
-        arguments = family.call_arguments(plan, generator)
+        call_plan = plan.for_window(window)
+        # A CPU generator gives the same noise on every device, so a recipe replays anywhere;
+        # window 0 uses the variation's seed itself, so a one-window clip is the plain call.
+        generator = torch.Generator(device="cpu").manual_seed(seed + _WINDOW_SEED_STRIDE * window.index)
+        callback = _StepReporter(call_plan, on_step, should_cancel)
+        arguments = family.call_arguments(call_plan, generator)
+        anchor: LatentAnchor | None = None
+        if tail is not None:
+            if hasattr(family, "condition_arguments"):
+                arguments.update(family.condition_arguments(tail, 0))
+            else:
+                anchor = LatentAnchor(
+                    family.encode_frames(pipe, tail), family.LATENT_FRAME_AXIS, seed + window.index
+                )
+        step_end = anchor.callback(callback) if anchor is not None else callback
         try:
             with torch.inference_mode():
-                output = pipe(
-                    **arguments,
-                    output_type="np",
-                    callback_on_step_end=step_end,
-                    callback_on_step_end_tensor_inputs=["latents"],
-                )
+                if plan.upscale.method == "latent":
+                    from openreel.models.weights import upsampler_folder
+
+                    final = family.upsample_and_refine(
+                        pipe, upsampler_folder(card), call_plan, arguments, step_end
+                    )
+                    native = final
+                else:
+                    native = pipe(
+                        **arguments,
+                        output_type="np",
+                        callback_on_step_end=step_end,
+                        callback_on_step_end_tensor_inputs=["latents"],
+                    ).frames[0]
+                    _check_shape(card, native, (window.num_frames, plan.height, plan.width, 3))
+                    final = native
+                    if plan.upscale.method == "v2v":
+                        final = self._refine(family, call_plan, native, generator, callback)
         except Cancelled:
             raise
         except torch.OutOfMemoryError as exc:
@@ -145,13 +181,71 @@ class Runner:
             if "out of memory" in str(exc).lower():
                 raise OutOfMemoryError(_oom_message(card, plan)) from exc
             raise GenerationError(f"{card.id} failed: {exc}") from exc
-        frames = output.frames[0]
-        if frames.shape != (plan.num_frames, plan.height, plan.width, 3):
-            raise GenerationError(
-                f"{card.id} returned frames of shape {tuple(frames.shape)}; the plan asked for "
-                f"{(plan.num_frames, plan.height, plan.width, 3)}"
-            )
-        return frames
+        size = (
+            (plan.upscale.height, plan.upscale.width)
+            if plan.upscale.method in ("v2v", "latent")
+            else (plan.height, plan.width)
+        )
+        _check_shape(card, final, (window.num_frames, *size, 3))
+        return WindowFrames(native=native, final=final, anchored=anchor.anchored if anchor else None)
+
+    def _refine(
+        self, family: Any, plan: Plan, native: np.ndarray, generator: Any, callback: _StepReporter
+    ) -> np.ndarray:
+        """Lanczos to the refinement size, then a low-strength video-to-video pass there."""
+        from PIL import Image
+
+        from openreel.render.conditioning import to_pil
+
+        size = (plan.upscale.width, plan.upscale.height)
+        video = [image.resize(size, Image.Resampling.LANCZOS) for image in to_pil(native)]
+        refiner = self.refine_pipeline(family)
+        return refiner(
+            **family.refine_arguments(plan, video, plan.upscale.strength, generator),
+            output_type="np",
+            callback_on_step_end=callback,
+            callback_on_step_end_tensor_inputs=["latents"],
+        ).frames[0]
+
+
+@dataclass
+class WindowFrames:
+    native: np.ndarray  # at the generation size; its tail conditions the next window
+    final: np.ndarray  # after the model upscale stage (the same array when there is none)
+    anchored: Any = None  # the latents the seam was held to (latent anchoring only)
+
+
+# Window k's generator is seeded seed + k * stride: distinct noise per window, reproducible.
+_WINDOW_SEED_STRIDE = 1_000_003
+
+
+class _StepReporter:
+    """``callback_on_step_end`` for progress and cancel. A second loop in the same call (the
+    refinement pass) starts its index at 0 again: that marks the "refining" phase."""
+
+    def __init__(self, plan: Plan, on_step: StepCallback | None, should_cancel: CancelCheck | None):
+        self.plan, self.on_step, self.should_cancel = plan, on_step, should_cancel
+        self.phase = "denoising"
+        self.last_index = -1
+
+    def __call__(self, pipe: Any, index: int, _timestep: Any, _tensors: dict) -> dict:
+        if self.should_cancel is not None and self.should_cancel():
+            raise Cancelled("cancelled")
+        if index <= self.last_index:
+            self.phase = "refining"
+        self.last_index = index
+        if self.on_step is not None:
+            # Pipelines with several loops (Pyramid Flow's stages and units, a refinement that
+            # re-runs part of the schedule) count their own total.
+            self.on_step(index + 1, getattr(pipe, "num_timesteps", None) or self.plan.steps, self.phase)
+        return {}
+
+
+def _check_shape(card: ModelCard, frames: np.ndarray, expected: tuple[int, ...]) -> None:
+    if tuple(frames.shape) != expected:
+        raise GenerationError(
+            f"{card.id} returned frames of shape {tuple(frames.shape)}; the plan asked for {expected}"
+        )
 
 
 def _oom_message(card: ModelCard, plan: Plan) -> str:

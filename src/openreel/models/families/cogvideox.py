@@ -9,12 +9,14 @@ rises over the steps): the card's ``dynamic_cfg`` option.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openreel.errors import UnsupportedModeError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from diffusers import DiffusionPipeline
 
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
     from openreel.plan import Plan
 
 PIPELINES: dict[str, str] = {"t2v": "CogVideoXPipeline"}
+# The refinement pass of the 1080p path: the same weights as video-to-video.
+REFINE_PIPELINE = "CogVideoXVideoToVideoPipeline"
+# CogVideoX's loop keeps latents as (batch, frames, channels, height, width).
+LATENT_FRAME_AXIS = 1
 
 
 # Copied from openreel.models.families.wan.pipeline_class with Wan->CogVideoX
@@ -51,5 +57,30 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
         "num_inference_steps": plan.steps,
         "guidance_scale": plan.guidance,
         "use_dynamic_cfg": bool(plan.options.get("dynamic_cfg", False)),
+        "generator": generator,
+    }
+
+
+def encode_frames(pipe: DiffusionPipeline, frames: np.ndarray) -> torch.Tensor:
+    """Frames (F, H, W, 3) in [0, 1] as the pipeline's latents: scaled, frames before channels."""
+    from openreel.render.conditioning import encode_mode
+
+    latents = encode_mode(pipe.vae, frames) * pipe.vae.config.scaling_factor
+    return latents.permute(0, 2, 1, 3, 4)
+
+
+def refine_arguments(plan: Plan, video: list, strength: float, generator: torch.Generator) -> dict[str, Any]:
+    """Keyword arguments of the refinement pass over upscaled frames (``video``, PIL images)."""
+    return {
+        "video": video,
+        "prompt": plan.prompt,
+        "negative_prompt": plan.negative_prompt,
+        "height": plan.upscale.height,
+        "width": plan.upscale.width,
+        # The pass re-runs strength x steps of the schedule: keep that at least two steps.
+        "num_inference_steps": max(plan.steps, math.ceil(2 / strength)),
+        "guidance_scale": plan.guidance,
+        "use_dynamic_cfg": bool(plan.options.get("dynamic_cfg", False)),
+        "strength": strength,
         "generator": generator,
     }

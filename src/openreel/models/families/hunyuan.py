@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from openreel.errors import UnsupportedModeError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from diffusers import DiffusionPipeline
 
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from openreel.plan import Plan
 
 PIPELINES: dict[str, str] = {"t2v": "HunyuanVideoPipeline"}
+# Latents are (batch, channels, frames, height, width).
+LATENT_FRAME_AXIS = 2
 
 
 # Copied from openreel.models.families.wan.pipeline_class with Wan->HunyuanVideo
@@ -55,3 +58,11 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
     if true_cfg_scale > 1 and plan.negative_prompt:
         arguments.update(true_cfg_scale=true_cfg_scale, negative_prompt=plan.negative_prompt)
     return arguments
+
+
+def encode_frames(pipe: DiffusionPipeline, frames: np.ndarray) -> torch.Tensor:
+    """Frames (F, H, W, 3) in [0, 1] as the pipeline's latents (its decode divides by the
+    scaling factor)."""
+    from openreel.render.conditioning import encode_mode
+
+    return encode_mode(pipe.vae, frames) * pipe.vae.config.scaling_factor

@@ -11,12 +11,16 @@ example [1000, 993, 987, 981, 975, 909, 725, 0.03] for 0.9.7/0.9.8 distilled at 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openreel.errors import UnsupportedModeError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
     import torch
     from diffusers import DiffusionPipeline
 
@@ -67,3 +71,55 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
     if timesteps is not None and len(timesteps) == plan.steps:
         arguments["timesteps"] = list(timesteps)
     return arguments
+
+
+def condition_arguments(frames: np.ndarray, frame_index: int = 0) -> dict[str, Any]:
+    """Condition a call on ``frames`` (F, H, W, 3 floats in [0, 1]) placed at ``frame_index``:
+    LTX-Video's own mechanism (its condition pipeline encodes them and holds those tokens)."""
+    from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+    from openreel.render.conditioning import to_pil
+
+    return {"conditions": [LTXVideoCondition(video=to_pil(frames), frame_index=frame_index, strength=1.0)]}
+
+
+def upsample_and_refine(
+    pipe: DiffusionPipeline,
+    upsampler_folder: Path,
+    plan: Plan,
+    arguments: dict[str, Any],
+    callback: Callable[..., dict],
+) -> np.ndarray:
+    """The two-stage path to high resolution, as Lightricks publishes it: denoise at the native
+    size to latents, double them with the latent upsampler, then re-run the last part of the
+    schedule (``plan.upscale.strength``) at the doubled size and decode. Returns float frames."""
+    from diffusers import LTXLatentUpsamplePipeline
+
+    first = dict(
+        arguments,
+        output_type="latent",
+        callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=["latents"],
+    )
+    latents = pipe(**first).frames
+    upsampler = LTXLatentUpsamplePipeline.from_pretrained(
+        upsampler_folder, vae=pipe.vae, dtype=pipe.vae.dtype
+    )
+    upsampler.set_progress_bar_config(disable=True)
+    upsampler.to(pipe.vae.device)
+    larger = upsampler(latents=latents, output_type="latent").frames
+    second = dict(
+        arguments,
+        width=plan.upscale.width,
+        height=plan.upscale.height,
+        latents=larger,
+        denoise_strength=plan.upscale.strength,
+        # The pass re-runs strength x steps of the schedule: keep that at least two steps.
+        num_inference_steps=max(plan.steps, math.ceil(2 / plan.upscale.strength)),
+        output_type="np",
+        callback_on_step_end=callback,
+        callback_on_step_end_tensor_inputs=["latents"],
+    )
+    # A distilled card's fixed schedule is for the full run; the refinement uses plain steps.
+    second.pop("timesteps", None)
+    return pipe(**second).frames[0]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from openreel.errors import UnsupportedModeError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from diffusers import DiffusionPipeline
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from openreel.plan import Plan
 
 PIPELINES: dict[str, str] = {"t2v": "MochiPipeline"}
+# Latents are (batch, channels, frames, height, width).
+LATENT_FRAME_AXIS = 2
 
 
 # Copied from openreel.models.families.wan.pipeline_class with Wan->Mochi
@@ -49,3 +52,23 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
         "guidance_scale": plan.guidance,
         "generator": generator,
     }
+
+
+def encode_frames(pipe: DiffusionPipeline, frames: np.ndarray) -> torch.Tensor:
+    """Frames (F, H, W, 3) in [0, 1] as the pipeline's latents: the inverse of its decode step
+    (``latents * std / scaling_factor + mean`` when the VAE publishes statistics)."""
+    import torch
+
+    from openreel.render.conditioning import encode_mode
+
+    vae = pipe.vae
+    latents = encode_mode(vae, frames)
+    if (
+        getattr(vae.config, "latents_mean", None) is not None
+        and getattr(vae.config, "latents_std", None) is not None
+    ):
+        shape = (1, -1, 1, 1, 1)
+        mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents)
+        std = torch.tensor(vae.config.latents_std).view(shape).to(latents)
+        return (latents - mean) * vae.config.scaling_factor / std
+    return latents * vae.config.scaling_factor

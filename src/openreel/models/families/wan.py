@@ -8,12 +8,14 @@ UniPC with a flow shift that depends on resolution (3.0 for 480p, 5.0 for 720p);
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openreel.errors import UnsupportedModeError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from diffusers import DiffusionPipeline, SchedulerMixin
 
@@ -21,6 +23,10 @@ if TYPE_CHECKING:
     from openreel.plan import Plan
 
 PIPELINES: dict[str, str] = {"t2v": "WanPipeline"}
+# The refinement pass of the 1080p path: the same weights as video-to-video.
+REFINE_PIPELINE = "WanVideoToVideoPipeline"
+# Latents are (batch, channels, frames, height, width).
+LATENT_FRAME_AXIS = 2
 
 
 def pipeline_class(mode: str) -> type[DiffusionPipeline]:
@@ -61,5 +67,35 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
         "num_frames": plan.num_frames,
         "num_inference_steps": plan.steps,
         "guidance_scale": plan.guidance,
+        "generator": generator,
+    }
+
+
+def encode_frames(pipe: DiffusionPipeline, frames: np.ndarray) -> torch.Tensor:
+    """Frames (F, H, W, 3) in [0, 1] as the pipeline's normalised latents (what its loop denoises)."""
+    import torch
+
+    from openreel.render.conditioning import encode_mode
+
+    vae = pipe.vae
+    latents = encode_mode(vae, frames)
+    shape = (1, vae.config.z_dim, 1, 1, 1)
+    mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents)
+    std = torch.tensor(vae.config.latents_std).view(shape).to(latents)
+    return (latents - mean) / std
+
+
+def refine_arguments(plan: Plan, video: list, strength: float, generator: torch.Generator) -> dict[str, Any]:
+    """Keyword arguments of the refinement pass over upscaled frames (``video``, PIL images)."""
+    return {
+        "video": video,
+        "prompt": plan.prompt,
+        "negative_prompt": plan.negative_prompt,
+        "height": plan.upscale.height,
+        "width": plan.upscale.width,
+        # The pass re-runs strength x steps of the schedule: keep that at least two steps.
+        "num_inference_steps": max(plan.steps, math.ceil(2 / strength)),
+        "guidance_scale": plan.guidance,
+        "strength": strength,
         "generator": generator,
     }
