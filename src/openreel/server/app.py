@@ -25,6 +25,7 @@ from openreel.jobs.store import JobStore
 from openreel.server.openai_videos import OpenAIServingVideos, attach_router
 from openreel.server.protocol import error_body
 from openreel.server.settings import Settings
+from openreel.server.studio_api import attach_studio
 
 log = logging.getLogger("openreel.server")
 
@@ -130,4 +131,5 @@ def build_app(
     app.state.settings = settings
     install_exception_handlers(app)
     attach_router(app)
+    attach_studio(app)
     return app

@@ -1,0 +1,250 @@
+"""What the studio page needs beyond the OpenAI routes, and the page itself.
+
+``GET /v1/openreel/styles`` and ``/models`` fill the composer's pickers; ``/videos/{id}/recipe``
+and ``/provenance`` fill a finished video's details. They sit behind the same ``authenticate``
+dependency as the OpenAI routes and answer only for the caller's own videos, with the same
+envelope errors (reusing ``OpenAIServingVideos.content_path`` for the 404 / 409 / 400 checks).
+``attach_studio`` mounts them and serves ``web/`` (static files, no build step) at ``/``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match, Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from openreel.errors import OpenreelError
+from openreel.models.catalog import ModelCard, all_cards
+from openreel.server.auth import Principal, authenticate
+from openreel.server.openai_videos import ERRORS, OpenAIServingVideos, get_serving
+from openreel.server.protocol import ErrorResponse, NotFound
+from openreel.styles import all_styles
+
+WEB_DIR = Path(__file__).parent / "web"
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+class StyleInfo(BaseModel):
+    id: str
+    name: str
+    description: str
+    prompt_template: str = Field(description="The prompt the model sees; {prompt} is what was typed.")
+    negative_prompt: str
+    author: str
+    licence: str
+    steps: int | None = Field(None, description="Suggested denoising steps, if the preset has a view.")
+    guidance: float | None = None
+    builtin: bool
+
+
+class StyleList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[StyleInfo]
+
+
+class ModelInfo(BaseModel):
+    id: str
+    family: str
+    title: str
+    description: str
+    modes: list[str] = Field(description='What it can start from: "t2v" (text), "i2v" (an image).')
+    native_width: int
+    native_height: int
+    fps: int
+    max_frames: int
+    max_seconds: float = Field(description="Longest clip in one pass at the native fps.")
+    max_total_seconds: float = Field(description="Longest clip made in windows.")
+    default_steps: int
+    min_steps: int
+    default_guidance: float
+    licence: str
+    licence_url: str
+    authors: list[str]
+    memory_gib: float
+    downloaded: bool = Field(description="Weights are on this machine (a tiny model: already built).")
+    random_weights: bool = Field(description="A tiny test model: it runs, but its output is noise.")
+
+
+class StudioDefaults(BaseModel):
+    model: str = "sora-2"
+    size: str
+    seconds: str
+
+
+class ModelCatalog(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelInfo]
+    aliases: dict[str, str] = Field(description="Names that map to a catalog model here (sora-2, ...).")
+    defaults: StudioDefaults = Field(description="What the server uses when a request leaves a field out.")
+
+
+# --- serving ---------------------------------------------------------------------------------
+
+
+def model_info(card: ModelCard) -> ModelInfo:
+    from openreel.models.weights import is_downloaded
+
+    return ModelInfo(
+        id=card.id,
+        family=card.family,
+        title=card.title,
+        description=card.description,
+        modes=sorted(card.modes),
+        native_width=card.native_width,
+        native_height=card.native_height,
+        fps=card.fps,
+        max_frames=card.max_frames,
+        max_seconds=round(card.max_seconds, 3),
+        max_total_seconds=round(max(card.max_total_seconds, card.max_seconds), 3),
+        default_steps=card.default_steps,
+        min_steps=card.min_steps,
+        default_guidance=card.default_guidance,
+        licence=card.licence,
+        licence_url=card.licence_url,
+        authors=list(card.authors),
+        memory_gib=card.memory_gib,
+        downloaded=is_downloaded(card),
+        random_weights=card.is_tiny,
+    )
+
+
+class StudioServing:
+    """The studio's reads, on plain data; errors are openreel errors the app's handlers render."""
+
+    def __init__(self, videos: OpenAIServingVideos):
+        self.videos = videos
+
+    def styles(self) -> StyleList:
+        return StyleList(data=[StyleInfo(**style.to_dict()) for style in all_styles().values()])
+
+    def models(self) -> ModelCatalog:
+        settings = self.videos.settings
+        # Only the published names; the dated snapshots would crowd the picker for no choice.
+        aliases = {
+            name: target
+            for name, target in settings.model_aliases().items()
+            if name in ("sora-2", "sora-2-pro")
+        }
+        return ModelCatalog(
+            data=[model_info(card) for card in all_cards()],
+            aliases=aliases,
+            defaults=StudioDefaults(size=settings.default_size, seconds=settings.default_seconds),
+        )
+
+    def _output_file(self, video_id: str, owner: str, key: str, variation: int) -> Path:
+        """A finished output's file; content_path does the owner, status and variation checks."""
+        video_path, _ = self.videos.content_path(video_id, owner, "video", variation)
+        job = self.videos.store.get(video_id, owner)
+        if job is None:  # deleted between the two reads
+            raise NotFound(f"no video with id {video_id!r}", param="video_id", code="video_not_found")
+        output = next(o for o in job.outputs if o["variation"] == variation)
+        relative = output.get(key)
+        path = video_path.parent / relative if relative else None
+        if path is None or not path.is_file():
+            raise NotFound(f"the {key} of video {video_id} is missing on the server", param="video_id")
+        return path
+
+    def recipe(self, video_id: str, owner: str, variation: int) -> dict[str, Any]:
+        path = self._output_file(video_id, owner, "recipe", variation)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise OpenreelError(f"the recipe of video {video_id} cannot be read: {exc}") from None
+
+    def provenance(self, video_id: str, owner: str, variation: int) -> dict[str, Any]:
+        from openreel.provenance import verify
+
+        path = self._output_file(video_id, owner, "video", variation)
+        report = verify(path).to_dict()
+        # The file's place on the server's disk is none of the client's business.
+        report["path"] = path.name
+        return report
+
+
+def get_studio(serving: OpenAIServingVideos = Depends(get_serving)) -> StudioServing:
+    return StudioServing(serving)
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+router = APIRouter(prefix="/v1/openreel", tags=["studio"])
+_VARIATION = Query(1, ge=1, description="Which variation, when more than one was made.")
+
+
+@router.get("/styles", response_model=StyleList, responses=ERRORS, summary="Style presets")
+def list_styles(
+    principal: Principal = Depends(authenticate), studio: StudioServing = Depends(get_studio)
+) -> StyleList:
+    return studio.styles()
+
+
+@router.get("/models", response_model=ModelCatalog, responses=ERRORS, summary="Model cards")
+def list_model_cards(
+    principal: Principal = Depends(authenticate), studio: StudioServing = Depends(get_studio)
+) -> ModelCatalog:
+    return studio.models()
+
+
+@router.get(
+    "/videos/{video_id}/recipe",
+    responses=ERRORS | {409: {"model": ErrorResponse, "description": "Not completed"}},
+    summary="How a finished video was made: spec, plan, seeds and credits",
+)
+async def video_recipe(
+    video_id: str,
+    variation: int = _VARIATION,
+    principal: Principal = Depends(authenticate),
+    studio: StudioServing = Depends(get_studio),
+) -> dict[str, Any]:
+    return await run_in_threadpool(studio.recipe, video_id, principal.owner, variation)
+
+
+@router.get(
+    "/videos/{video_id}/provenance",
+    responses=ERRORS | {409: {"model": ErrorResponse, "description": "Not completed"}},
+    summary="The video's C2PA manifest and invisible watermark, checked",
+)
+async def video_provenance(
+    video_id: str,
+    variation: int = _VARIATION,
+    principal: Principal = Depends(authenticate),
+    studio: StudioServing = Depends(get_studio),
+) -> dict[str, Any]:
+    # Decoding frames for the watermark takes a while: keep it off the event loop.
+    return await run_in_threadpool(studio.provenance, video_id, principal.owner, variation)
+
+
+class StudioMount(Mount):
+    """The page's files at ``/``, stepping aside for API paths.
+
+    A mount at ``/`` fully matches every path, and Starlette prefers a full match to a route that
+    matched only the path (which would have answered 405): without this, ``PUT /v1/videos`` would
+    reach the file server. API paths therefore never match here and keep their JSON 404 / 405."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path = scope.get("path", "")
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        if path.startswith(_API_PREFIXES) or path in ("/v1", "/docs", "/redoc"):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+_API_PREFIXES = ("/v1/", "/healthz", "/openapi.json", "/docs/")
+
+
+def attach_studio(app: FastAPI) -> None:
+    """Mount the studio routes, then the page at ``/``; call after every other router, since a
+    mount at ``/`` answers whatever no route before it took."""
+    app.include_router(router)
+    app.router.routes.append(StudioMount("/", app=StaticFiles(directory=WEB_DIR, html=True), name="studio"))
