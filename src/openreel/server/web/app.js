@@ -1,0 +1,132 @@
+// openreel studio: wires the composer, the gallery, the details panel and the API-key prompt.
+// Plain ES modules served as static files: no build step, no dependencies.
+
+import { api, ApiError, apiKey, onAuthNeeded } from "./api.js";
+import { createComposer } from "./composer.js";
+import { createDetails, settingsFromRecipe, settingsFromVideo } from "./details.js";
+import { createGallery } from "./gallery.js";
+
+const banner = document.getElementById("banner");
+const keyButton = document.getElementById("key-button");
+
+function showBanner(message) {
+  banner.textContent = message || "";
+  banner.hidden = !message;
+}
+
+// "Use settings again": the recipe when there is one (exact seed and size), else the Video object.
+async function reuse(video, variation) {
+  let settings = settingsFromVideo(video, variation);
+  if (video.status === "completed") {
+    try {
+      settings = settingsFromRecipe(await api.recipe(video.id, variation), variation);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+    }
+  }
+  composer.fill(settings, { announce: `Settings of ${video.id} loaded into the composer.` });
+  document.getElementById("composer").scrollIntoView({ behavior: "smooth", block: "start" });
+  composer.focus();
+}
+
+const details = createDetails({ onReuse: reuse });
+const gallery = createGallery({ onReuse: reuse, onDetails: (video, variation) => details.open(video, variation) });
+const composer = createComposer({ onCreated: (video) => gallery.add(video) });
+
+// --- the API key: asked for when the server answers 401, kept in this browser ---
+
+const keyDialog = document.getElementById("key-dialog");
+const keyInput = document.getElementById("api-key");
+const keyError = document.getElementById("key-error");
+let checkingKey = false;
+
+function askForKey(message) {
+  keyButton.hidden = false;
+  if (checkingKey) return; // the key being tried was refused: the submit handler says so
+  document.getElementById("key-message").textContent = apiKey.get()
+    ? `The saved key was not accepted: ${message}`
+    : message || "Enter an API key to use this server.";
+  keyError.hidden = true;
+  if (!keyDialog.open) keyDialog.showModal();
+  keyInput.focus();
+}
+
+onAuthNeeded(askForKey);
+
+document.getElementById("key-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const key = keyInput.value.trim();
+  if (!key) {
+    keyError.textContent = "Paste the key first.";
+    keyError.hidden = false;
+    return;
+  }
+  const previous = apiKey.get();
+  apiKey.set(key);
+  checkingKey = true;
+  try {
+    await api.list({ limit: 1 });
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (error.status === 401) {
+      if (previous) apiKey.set(previous);
+      else apiKey.clear();
+      keyError.textContent = `That key was not accepted: ${error.message}`;
+      keyError.hidden = false;
+      keyInput.focus();
+      return;
+    }
+  } finally {
+    checkingKey = false;
+  }
+  keyInput.value = "";
+  keyDialog.close();
+  gallery.reset();
+  await boot();
+});
+
+document.getElementById("key-forget").addEventListener("click", () => {
+  apiKey.clear();
+  keyInput.value = "";
+  document.getElementById("key-message").textContent = "The saved key was removed from this browser.";
+  gallery.reset();
+});
+
+keyButton.addEventListener("click", () => {
+  document.getElementById("key-message").textContent = apiKey.get()
+    ? "A key is saved in this browser. Enter another to replace it."
+    : "Enter an API key to use this server.";
+  keyError.hidden = true;
+  keyDialog.showModal();
+});
+
+// --- start ---
+
+async function showServer() {
+  try {
+    const health = await api.health();
+    const workers = health.workers === 1 ? "1 worker" : `${health.workers} workers`;
+    document.getElementById("server-info").textContent = `openreel ${health.version} · ${workers} · ${health.database}`;
+  } catch {
+    // The header line is a nicety; the gallery reports real trouble.
+  }
+}
+
+async function boot() {
+  keyButton.hidden = !apiKey.get();
+  try {
+    const [styles, catalog] = await Promise.all([api.styles(), api.models()]);
+    composer.setCatalog(styles, catalog);
+    showBanner("");
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (error.status === 401) return; // askForKey is showing; boot runs again once a key works
+    showBanner(`The studio could not start: ${error.message}`);
+    return;
+  }
+  await gallery.refresh();
+  document.body.dataset.ready = "true"; // for tests and for people: the page is usable now
+}
+
+showServer();
+boot();

@@ -1,0 +1,369 @@
+// The gallery: every job of this user, newest first, kept live without reloading the page.
+//
+// GET /v1/videos fills it (and refreshes it now and then, for jobs made elsewhere, e.g. by the
+// openai SDK); each job still being made is polled on its own with GET /v1/videos/{id}, waiting
+// as long as the server's openai-poll-after-ms header says. Cards are updated in place and never
+// moved, because moving a <video> element in the DOM stops its playback.
+
+import { VIDEO_ACTIONS } from "./actions.js";
+import { api, ApiError, forgetMedia, mediaUrl } from "./api.js";
+import { el, formatDuration, formatEta, formatSeconds, formatTime, stageLabel } from "./dom.js";
+
+const PAGE_SIZE = 50;
+const DEFAULT_POLL_MS = 1000;
+const LIST_REFRESH_MS = 15000;
+const ACTIVE = new Set(["queued", "in_progress"]);
+
+export function createGallery({ onReuse, onDetails }) {
+  const list = document.getElementById("gallery-list");
+  const empty = document.getElementById("gallery-empty");
+  const errorBox = document.getElementById("gallery-error");
+  const olderButton = document.getElementById("older-button");
+  const cards = new Map(); // id -> {node, video, variation, parts}
+  const timers = new Map(); // id -> timeout of its next poll
+  let oldestLoaded = null;
+  let refreshTimer = null;
+
+  function showError(message) {
+    errorBox.textContent = message || "";
+    errorBox.hidden = !message;
+  }
+
+  function newer(a, b) {
+    // Order of the list: newest first; ids break ties between jobs made in the same second.
+    return a.created_at !== b.created_at ? a.created_at > b.created_at : a.id > b.id;
+  }
+
+  // --- loading ---
+
+  async function refresh() {
+    clearTimeout(refreshTimer);
+    try {
+      const page = await api.list({ order: "desc", limit: PAGE_SIZE });
+      const seen = new Set(page.data.map((video) => video.id));
+      const covered = page.has_more && page.data.length ? page.data[page.data.length - 1] : null;
+      // A card the page should contain but does not was deleted elsewhere.
+      for (const [id, card] of cards) {
+        if (!seen.has(id) && (!covered || newer(card.video, covered))) dropCard(id);
+      }
+      for (const video of page.data) upsert(video);
+      if (oldestLoaded === null || !page.has_more) {
+        oldestLoaded = page.has_more ? page.last_id : null;
+        olderButton.hidden = !page.has_more;
+      }
+      showError("");
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      if (error.status !== 401) showError(`The gallery could not be loaded: ${error.message}`);
+    } finally {
+      updateEmpty();
+      refreshTimer = setTimeout(refresh, LIST_REFRESH_MS);
+    }
+  }
+
+  async function loadOlder() {
+    if (!oldestLoaded) return;
+    olderButton.disabled = true;
+    try {
+      const page = await api.list({ order: "desc", limit: PAGE_SIZE, after: oldestLoaded });
+      for (const video of page.data) upsert(video);
+      oldestLoaded = page.has_more ? page.last_id : null;
+      olderButton.hidden = !page.has_more;
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      showError(`Older videos could not be loaded: ${error.message}`);
+    } finally {
+      olderButton.disabled = false;
+    }
+  }
+
+  function schedulePoll(id, ms) {
+    clearTimeout(timers.get(id));
+    timers.set(id, setTimeout(() => poll(id), ms));
+  }
+
+  async function poll(id) {
+    timers.delete(id);
+    if (!cards.has(id)) return;
+    try {
+      const { video, pollAfterMs } = await api.retrieve(id);
+      upsert(video);
+      if (ACTIVE.has(video.status)) schedulePoll(id, pollAfterMs ?? DEFAULT_POLL_MS);
+      showError("");
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      if (error.status === 404) return dropCard(id);
+      if (error.status === 401) return; // the key dialog is open; the gallery reloads after it
+      showError(`Lost contact with the server (${error.message}); trying again.`);
+      schedulePoll(id, 5000);
+    }
+  }
+
+  // --- cards ---
+
+  function upsert(video) {
+    let card = cards.get(video.id);
+    if (!card) {
+      card = buildCard(video);
+      cards.set(video.id, card);
+      // The first card on the page that is older than this one (DOM order is the list's order).
+      const before = [...list.children].find((node) => {
+        const other = cards.get(node.dataset.id);
+        return other && other !== card && other.video && newer(video, other.video);
+      });
+      list.insertBefore(card.node, before || null);
+    }
+    const wasActive = card.video && ACTIVE.has(card.video.status);
+    card.video = video;
+    render(card);
+    if (ACTIVE.has(video.status) && !timers.has(video.id)) schedulePoll(video.id, wasActive ? DEFAULT_POLL_MS : 0);
+    updateEmpty();
+  }
+
+  function dropCard(id) {
+    const card = cards.get(id);
+    clearTimeout(timers.get(id));
+    timers.delete(id);
+    if (!card) return;
+    const video = card.node.querySelector("video");
+    if (video) video.removeAttribute("src");
+    card.node.remove();
+    cards.delete(id);
+    forgetMedia(id);
+    updateEmpty();
+  }
+
+  function updateEmpty() {
+    empty.hidden = cards.size > 0;
+  }
+
+  function buildCard(video) {
+    const parts = {
+      media: el("div", { class: "media" }),
+      prompt: el("p", { class: "prompt" }),
+      meta: el("p", { class: "meta muted" }),
+      progress: el("progress", { max: "100" }),
+      progressText: el("p", { class: "progress-text", "aria-live": "polite" }),
+      error: el("p", { class: "video-error" }),
+      variations: el("div", { class: "variation-picker", role: "group" }),
+      actions: el("div", { class: "card-actions" }),
+    };
+    const node = el(
+      "li",
+      { class: "card", dataset: { id: video.id } },
+      parts.media,
+      el(
+        "div",
+        { class: "card-body" },
+        parts.prompt,
+        parts.meta,
+        el("div", { class: "progress-area" }, parts.progress, parts.progressText),
+        parts.error,
+        parts.variations,
+        parts.actions,
+      ),
+    );
+    return { node, video: null, variation: 1, parts, mediaKey: null, actionsKey: null };
+  }
+
+  function render(card) {
+    const { video, parts, node } = card;
+    node.dataset.status = video.status;
+    const [width, height] = (video.size || "16x9").split("x").map(Number);
+    node.style.setProperty("--aspect", `${width} / ${height}`);
+    parts.prompt.textContent = video.prompt || "(no prompt)";
+    const resolved = video.openreel?.model;
+    const model = resolved && resolved !== video.model ? `${video.model} → ${resolved}` : video.model;
+    parts.meta.textContent = [model, video.size, formatSeconds(video.seconds), formatTime(video.created_at)].join(" · ");
+    parts.progress.setAttribute("aria-label", `Progress: ${video.prompt || video.id}`);
+
+    const info = video.openreel || {};
+    const active = ACTIVE.has(video.status);
+    parts.progress.hidden = !active;
+    if (video.status === "queued") {
+      parts.progress.removeAttribute("value"); // indeterminate while waiting
+      const ahead = info.queue_position;
+      parts.progressText.textContent =
+        ahead === null || ahead === undefined
+          ? "Waiting in the queue"
+          : ahead === 0
+            ? "Next in the queue"
+            : `Waiting in the queue: ${ahead} ahead`;
+    } else if (video.status === "in_progress") {
+      parts.progress.value = video.progress;
+      const bits = [stageLabel(info.stage)];
+      if (info.total_steps) bits.push(`step ${info.step ?? 0} of ${info.total_steps}`);
+      bits.push(`${video.progress}%`);
+      const eta = formatEta(info.eta_seconds);
+      if (eta) bits.push(eta);
+      parts.progressText.textContent = bits.join(" · ");
+    } else if (video.status === "completed") {
+      const took = video.completed_at ? video.completed_at - video.created_at : null;
+      parts.progressText.textContent = took === null ? "Done" : `Done in ${formatDuration(took)}`;
+    } else {
+      parts.progressText.textContent = "Failed";
+    }
+    parts.error.hidden = video.status !== "failed";
+    parts.error.textContent = video.error ? video.error.message || video.error.code : "";
+
+    renderVariations(card);
+    renderMedia(card);
+    renderActions(card);
+  }
+
+  function outputsOf(video) {
+    const outputs = video.openreel?.outputs || [];
+    return outputs.length ? outputs : [{ variation: 1, seed: video.openreel?.seed ?? null }];
+  }
+
+  function renderVariations(card) {
+    const { video, parts } = card;
+    const outputs = video.status === "completed" ? outputsOf(video) : [];
+    parts.variations.hidden = outputs.length < 2;
+    if (outputs.length < 2) return;
+    parts.variations.setAttribute("aria-label", "Variation");
+    parts.variations.replaceChildren(
+      el("span", { class: "muted" }, "Variation:"),
+      ...outputs.map((output) =>
+        el(
+          "button",
+          {
+            type: "button",
+            class: "small secondary",
+            "aria-pressed": String(output.variation === card.variation),
+            title: `seed ${output.seed}`,
+            onclick: () => {
+              card.variation = output.variation;
+              render(card);
+            },
+          },
+          String(output.variation),
+        ),
+      ),
+    );
+  }
+
+  function renderMedia(card) {
+    const { video, parts } = card;
+    const key = `${video.status}:${card.variation}`;
+    if (card.mediaKey === key) return; // progress updates must not rebuild a playing video
+    card.mediaKey = key;
+    if (video.status !== "completed") {
+      const label = video.status === "failed" ? "✕" : video.status === "queued" ? "…" : "◐";
+      parts.media.replaceChildren(el("div", { class: "placeholder", "aria-hidden": "true" }, label));
+      return;
+    }
+    const player = el("video", {
+      controls: true,
+      preload: "metadata",
+      playsinline: true,
+      loop: true,
+      muted: true,
+      "aria-label": `Video: ${video.prompt || video.id}`,
+    });
+    parts.media.replaceChildren(player);
+    const variation = card.variation;
+    // The poster first (small), then the video: with a key both come as blobs.
+    mediaUrl(video.id, "thumbnail", variation)
+      .then((url) => player.setAttribute("poster", url))
+      .catch(() => {});
+    mediaUrl(video.id, "video", variation)
+      .then((url) => {
+        if (card.mediaKey === key) player.src = url;
+      })
+      .catch((error) => {
+        parts.media.replaceChildren(el("p", { class: "video-error" }, `The video could not be loaded: ${error.message}`));
+        card.mediaKey = null;
+      });
+  }
+
+  function renderActions(card) {
+    const { video, parts } = card;
+    const available = VIDEO_ACTIONS.filter((action) => action.available(video));
+    const key = `${video.status}|${available.map((action) => action.id).join(",")}`;
+    if (card.actionsKey === key) return; // keep focus on a button across progress updates
+    card.actionsKey = key;
+    const ctx = {
+      get variation() {
+        return card.variation;
+      },
+      details: () => onDetails(card.video, card.variation),
+      reuse: () => onReuse(card.video, card.variation),
+      download: (button) => download(card, button),
+      remove: (button) => remove(card, button),
+    };
+    parts.actions.replaceChildren(
+      ...available.map((action) => {
+        const label = typeof action.label === "function" ? action.label(video) : action.label;
+        return el(
+          "button",
+          {
+            type: "button",
+            class: `small ${action.danger ? "danger" : "secondary"}`,
+            dataset: { action: action.id },
+            "aria-label": `${label}: ${video.prompt || video.id}`.slice(0, 120),
+            onclick: (event) => action.run(card.video, ctx, event.currentTarget),
+          },
+          label,
+        );
+      }),
+    );
+  }
+
+  async function download(card, button) {
+    button.disabled = true;
+    try {
+      const url = await mediaUrl(card.video.id, "video", card.variation);
+      const link = el("a", { href: url, download: `${card.video.id}-${card.variation}.mp4`, hidden: true });
+      document.body.append(link);
+      link.click();
+      link.remove();
+    } catch (error) {
+      showError(`The download failed: ${error.message}`);
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // Two presses: the first asks, the second deletes (a dialog box would steal the keyboard focus).
+  async function remove(card, button) {
+    if (button.dataset.confirming !== "yes") {
+      button.dataset.confirming = "yes";
+      const original = button.textContent;
+      button.textContent = "Press again to delete";
+      setTimeout(() => {
+        if (button.isConnected && button.dataset.confirming === "yes") {
+          button.dataset.confirming = "";
+          button.textContent = original;
+        }
+      }, 5000);
+      return;
+    }
+    button.disabled = true;
+    try {
+      await api.remove(card.video.id);
+      const next = card.node.nextElementSibling || card.node.previousElementSibling;
+      dropCard(card.video.id);
+      // Keep the keyboard somewhere sensible once the card (and its focused button) is gone.
+      (next?.querySelector("button") || document.getElementById("gallery-heading")).focus();
+    } catch (error) {
+      button.disabled = false;
+      if (error instanceof ApiError && error.status === 404) return dropCard(card.video.id);
+      card.parts.error.hidden = false;
+      card.parts.error.textContent = `Not deleted: ${error.message}`;
+    }
+  }
+
+  document.getElementById("refresh-button").addEventListener("click", refresh);
+  olderButton.addEventListener("click", loadOlder);
+
+  return {
+    refresh,
+    // A video just created: show it at once rather than at the next list refresh.
+    add: (video) => upsert(video),
+    reset() {
+      for (const id of [...cards.keys()]) dropCard(id);
+      oldestLoaded = null;
+    },
+  };
+}

@@ -1,0 +1,307 @@
+"""The studio page in a real browser: Debian's Chromium driven by Playwright against a real
+server subprocess whose sora-2 is tiny-wan (random weights: seconds per clip on a CPU).
+
+Screenshots of the composer, the gallery and the details panel go to test-artifacts/ (ignored by
+git) so a person can look at what the page looked like.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from openreel.jobs.store import JobStore
+from openreel.server.auth import create_api_key
+from remote_server import RemoteServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(
+        "Debian's Chromium is not installed (/usr/bin/chromium): apt-get install -y chromium",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# FIELD-NOTES: the flags Debian's Chromium needs in a container without a GPU or a sandbox.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+# Small, one second, two steps: the page is under test, not the pictures.
+FAST_SIZE = "160x96"
+JOB_TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def start_server(
+    home: Path, folder: Path, *, keys: tuple[str, ...] = ()
+) -> tuple[RemoteServer, dict[str, str]]:
+    url = f"sqlite:///{folder / 'openreel.db'}"
+    secrets: dict[str, str] = {}
+    if keys:
+        store = JobStore(url)
+        secrets = {name: create_api_key(store, name)[1] for name in keys}
+        store.close()
+    remote = RemoteServer(home, url, env={"OPENREEL_OUTPUT_DIR": str(folder / "outputs")})
+    return remote, secrets
+
+
+@pytest.fixture(scope="module")
+def server(session_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteServer]:
+    remote, _ = start_server(session_home, tmp_path_factory.mktemp("studio"))
+    try:
+        yield remote
+    finally:
+        remote.stop()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def fill_composer(page, prompt: str, *, seconds: str = "1", seed: str = "7", style: str = "anime") -> None:
+    page.get_by_label("Prompt", exact=True).fill(prompt)
+    page.get_by_label("Style").select_option(style)
+    page.get_by_label("Model").select_option("tiny-wan")
+    page.get_by_label("Duration (seconds)").fill(seconds)
+    page.get_by_label("Exact size").check()
+    page.get_by_label("Width × height").fill(FAST_SIZE)
+    page.get_by_label("Seed").fill(seed)
+    page.get_by_label("Steps").fill("2")
+
+
+def card_for(page, prompt: str):
+    return page.locator("#gallery-list > li.card").filter(has_text=prompt)
+
+
+def test_compose_watch_play_details_reuse_delete(server: RemoteServer, page) -> None:
+    page.goto(server.url)
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    # The pickers come from the studio routes: styles with descriptions, models with their cards.
+    assert page.locator("#style option[value=anime]").count() == 1
+    page.get_by_label("Model").select_option("tiny-wan")
+    expect(page.locator("#model-info")).to_contain_text("Random weights: the video is noise")
+    expect(page.locator("#upload-field")).to_be_hidden()  # tiny-wan cannot start from an image
+
+    prompt = "a paper boat on a rainy street"
+    fill_composer(page, prompt)
+    expect(page.locator("#style-info")).to_contain_text(f"anime style, {prompt}")
+    shot(page, "composer")
+
+    page.get_by_role("button", name="Create video").click()
+    card = card_for(page, prompt)
+    expect(card).to_have_count(1)
+    # Live progress without a reload: the card passes through in_progress with a stage and a
+    # percentage, then completes.
+    expect(card).to_have_attribute("data-status", "in_progress", timeout=JOB_TIMEOUT_MS)
+    expect(card.locator(".progress-text")).to_contain_text(re.compile(r"\d+%"))
+    expect(card).to_have_attribute("data-status", "completed", timeout=JOB_TIMEOUT_MS)
+    expect(card.locator(".progress-text")).to_contain_text("Done")
+
+    # It plays inline: the browser read the MP4's metadata (one second) and can play it.
+    video = card.locator("video")
+    video.evaluate("v => v.play()")
+    page.wait_for_function(
+        "v => v.readyState >= 2 && v.currentTime > 0", arg=video.element_handle(), timeout=20_000
+    )
+    duration = video.evaluate("v => v.duration")
+    assert abs(duration - 1.0) < 0.1, duration
+    assert video.get_attribute("poster"), "the thumbnail is the poster"
+    video.evaluate("v => { v.pause(); v.currentTime = 0.5; }")
+    shot(page, "gallery")
+
+    # Details: the recipe (seed, steps, model), credits and the checked provenance.
+    card.get_by_role("button", name=re.compile("^Details")).click()
+    dialog = page.locator("dialog#details")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#details-recipe")).to_contain_text("tiny-wan")
+    expect(dialog.locator("#details-recipe")).to_contain_text("7")
+    expect(dialog.locator("#details-credits")).to_contain_text("Apache-2.0")
+    expect(dialog.locator("#details-provenance")).to_contain_text("C2PA manifest valid", timeout=20_000)
+    # Tall enough that the whole panel (recipe, credits, provenance) is in the picture.
+    page.set_viewport_size({"width": 1280, "height": 2200})
+    shot(page, "details")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+
+    # "Use settings again" puts the exact recipe back into the composer.
+    page.get_by_role("button", name="Clear").click()
+    expect(page.get_by_label("Prompt", exact=True)).to_have_value("")
+    card.get_by_role("button", name=re.compile("^Use settings again")).click()
+    expect(page.get_by_label("Prompt", exact=True)).to_have_value(prompt)
+    expect(page.get_by_label("Seed")).to_have_value("7")
+    expect(page.get_by_label("Steps")).to_have_value("2")
+    expect(page.get_by_label("Model")).to_have_value("tiny-wan")
+    expect(page.get_by_label("Style")).to_have_value("anime")
+    expect(page.get_by_label("Width × height")).to_have_value(FAST_SIZE)
+    expect(page.get_by_label("Prompt", exact=True)).to_be_focused()
+
+    # Delete asks once more, then the card goes and the server has no such video.
+    video_id = card.get_attribute("data-id")
+    delete = card.get_by_role("button", name=re.compile("^Delete"))
+    delete.click()
+    expect(delete).to_have_text("Press again to delete")
+    delete.click()
+    expect(card).to_have_count(0)
+    assert httpx.get(f"{server.url}/v1/videos/{video_id}").status_code == 404
+
+
+def test_invalid_request_shows_the_error_by_its_field(server: RemoteServer, page) -> None:
+    page.goto(server.url)
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    prompt = "a lighthouse that is far too long"
+    fill_composer(page, prompt, seconds="60")
+    page.get_by_role("button", name="Create video").click()
+    error = page.locator("#seconds-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("at most 20 s")
+    expect(page.get_by_label("Duration (seconds)")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Duration (seconds)")).to_be_focused()
+    expect(page.locator("#composer-error")).to_contain_text("not created")
+    shot(page, "composer-error")
+    # Nothing typed is lost, not even across a reload (the draft is kept in the browser).
+    expect(page.get_by_label("Prompt", exact=True)).to_have_value(prompt)
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.get_by_label("Prompt", exact=True)).to_have_value(prompt)
+    expect(page.get_by_label("Duration (seconds)")).to_have_value("60")
+    assert card_for(page, prompt).count() == 0
+
+
+def test_image_upload_only_for_models_that_start_from_an_image(server: RemoteServer, page) -> None:
+    page.goto(server.url)
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    models = httpx.get(f"{server.url}/v1/openreel/models").json()["data"]
+    i2v = [card["id"] for card in models if "i2v" in card["modes"]]
+    t2v_only = next(card["id"] for card in models if card["modes"] == ["t2v"])
+    page.get_by_label("Model").select_option(t2v_only)
+    expect(page.locator("#upload-field")).to_be_hidden()
+    if not i2v:
+        return
+    page.get_by_label("Model").select_option(i2v[0])
+    expect(page.locator("#upload-field")).to_be_visible()
+    page.set_input_files(
+        "#input_reference",
+        files=[{"name": "start.png", "mimeType": "image/png", "buffer": _png()}],
+    )
+    expect(page.locator("#upload-preview")).to_be_visible()
+    expect(page.locator("#upload-name")).to_contain_text("start.png")
+    # Sent as the input_reference file part. Where the server cannot start from an image yet,
+    # its 400 is shown under the image field; where it can, the job appears in the gallery.
+    page.get_by_label("Prompt", exact=True).fill("a kite from a still")
+    page.get_by_label("Duration (seconds)").fill("1")
+    page.get_by_label("Exact size").check()
+    page.get_by_label("Width × height").fill(FAST_SIZE)
+    page.get_by_role("button", name="Create video").click()
+    refused, made = page.locator("#input_reference-error"), card_for(page, "a kite from a still")
+    expect(refused.or_(made)).to_be_visible()
+    if refused.is_visible():
+        assert refused.inner_text().strip() and page.locator("#composer-error").is_visible()
+        expect(page.locator("#upload-preview")).to_be_visible()  # the chosen image is kept
+
+
+def test_narrow_window_has_no_sideways_scrolling(server: RemoteServer, browser) -> None:
+    context = browser.new_context(viewport={"width": 380, "height": 800})
+    try:
+        page = context.new_page()
+        page.goto(server.url)
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the page is {overflow}px wider than a 380px window"
+        shot(page, "composer-narrow")
+    finally:
+        context.close()
+
+
+def test_key_prompt_when_the_server_has_keys(
+    browser, session_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    remote, keys = start_server(session_home, tmp_path_factory.mktemp("studio-keys"), keys=("alice",))
+    try:
+        auth = {"Authorization": f"Bearer {keys['alice']}"}
+        made = httpx.post(
+            f"{remote.url}/v1/videos",
+            json={
+                "prompt": "alice's clip",
+                "model": "tiny-wan",
+                "seconds": "1",
+                "size": FAST_SIZE,
+                "steps": 1,
+            },
+            headers=auth,
+        ).json()
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.goto(remote.url)
+        dialog = page.locator("dialog#key-dialog")
+        expect(dialog).to_be_visible()
+        expect(dialog).to_contain_text("no API key given")
+        page.get_by_label("API key", exact=True).fill("ork-wrong")
+        page.get_by_role("button", name="Use this key").click()
+        expect(page.locator("#key-error")).to_contain_text("not accepted")
+        expect(dialog).to_be_visible()
+        page.get_by_label("API key", exact=True).fill(keys["alice"])
+        page.get_by_role("button", name="Use this key").click()
+        expect(dialog).to_be_hidden()
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        assert page.evaluate("localStorage.getItem('openreel.apiKey')") == keys["alice"]
+        # With keys on, content comes through blob URLs fetched with the Authorization header.
+        card = card_for(page, "alice's clip")
+        expect(card).to_have_attribute("data-status", "completed", timeout=JOB_TIMEOUT_MS)
+        video = card.locator("video")
+        page.wait_for_function(
+            "v => v.readyState >= 1 && v.src.startsWith('blob:')", arg=video.element_handle(), timeout=20_000
+        )
+        # A reload keeps the key: no prompt.
+        page.reload()
+        expect(page.locator("body")).to_have_attribute("data-ready", "true")
+        expect(dialog).to_be_hidden()
+        assert card_for(page, "alice's clip").get_attribute("data-id") == made["id"]
+        context.close()
+    finally:
+        remote.stop()
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (10, 120, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
