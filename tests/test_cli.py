@@ -174,16 +174,16 @@ def test_interrupt_leaves_no_partial_file(tmp_path, monkeypatch):
     """Ctrl-C during denoising: exit 130, nothing written."""
     from openreel.render import runner as runner_module
 
-    real_run = runner_module.Runner.run
+    real_run = runner_module.Runner.run_window
 
-    def interrupted(self, card, folder, plan, seed, *, on_step=None, should_cancel=None):
-        def step(done, total):
+    def interrupted(self, card, folder, plan, window, seed, **kwargs):
+        def step(done, total, phase):
             if done == 1:
                 raise KeyboardInterrupt
 
-        return real_run(self, card, folder, plan, seed, on_step=step, should_cancel=should_cancel)
+        return real_run(self, card, folder, plan, window, seed, **{**kwargs, "on_step": step})
 
-    monkeypatch.setattr(runner_module.Runner, "run", interrupted)
+    monkeypatch.setattr(runner_module.Runner, "run_window", interrupted)
     out = tmp_path / "stopped.mp4"
     result = runner.invoke(
         app,

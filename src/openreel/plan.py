@@ -165,7 +165,9 @@ def refine_token_budget(hardware: Hardware) -> int:
     """Largest transformer sequence (latent frames x latent patches) a refinement pass may use:
     beyond it attention time and activation memory grow past what this machine does in reason."""
     if hardware.device == "cpu":
-        return 40_000
+        # On a CPU the VAE decode at the refined size dominates: a 960x480 refinement of a
+        # 4 s tiny Wan clip took 150 s on 2 cores. Keep CPUs to small refinements.
+        return 8_000
     return int(hardware.memory_gib * 4_000)
 
 

@@ -371,7 +371,7 @@ def build_wan() -> DiffusionPipeline:
         num_layers=2,
         cross_attn_norm=True,
         qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=32,
+        rope_max_seq_len=1024,  # the real value: refinement passes run far past 32 patches
     )
     seeded()
     vae = AutoencoderKLWan(
