@@ -284,10 +284,14 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
             param="mode",
         )
     if spec.seconds > card.max_total_seconds + 1e-9:
+        windows = (
+            f" (in windows of {card.max_seconds:.2f} s)"
+            if card.max_total_seconds > card.max_seconds + 1e-9
+            else ""
+        )
         raise SpecError(
-            f"{card.id} makes at most {card.max_total_seconds:g} s (in windows of "
-            f"{card.max_seconds:.2f} s); {spec.seconds:g} s was asked. Ask for less, or choose a "
-            "model with longer clips (`openreel models list`)",
+            f"{card.id} makes at most {card.max_total_seconds:.3g} s{windows}; {spec.seconds:g} s was asked. "
+            "Ask for less, or choose a model with longer clips (`openreel models list`)",
             param="seconds",
         )
     num_frames = card.frames_for(spec.seconds)
