@@ -88,9 +88,9 @@ def page(browser) -> Iterator[object]:
     assert not errors, f"uncaught errors in the page: {errors}"
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, *, full_page: bool = True) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
 
 
 def fill_composer(page, prompt: str, *, seconds: str = "1", seed: str = "7", style: str = "anime") -> None:
@@ -115,7 +115,6 @@ def test_compose_watch_play_details_reuse_delete(server: RemoteServer, page) -> 
     assert page.locator("#style option[value=anime]").count() == 1
     page.get_by_label("Model").select_option("tiny-wan")
     expect(page.locator("#model-info")).to_contain_text("Random weights: the video is noise")
-    expect(page.locator("#upload-field")).to_be_hidden()  # tiny-wan cannot start from an image
 
     prompt = "a paper boat on a rainy street"
     fill_composer(page, prompt)
@@ -129,6 +128,7 @@ def test_compose_watch_play_details_reuse_delete(server: RemoteServer, page) -> 
     # percentage, then completes.
     expect(card).to_have_attribute("data-status", "in_progress", timeout=JOB_TIMEOUT_MS)
     expect(card.locator(".progress-text")).to_contain_text(re.compile(r"\d+%"))
+    shot(page, "gallery-progress")
     expect(card).to_have_attribute("data-status", "completed", timeout=JOB_TIMEOUT_MS)
     expect(card.locator(".progress-text")).to_contain_text("Done")
 
@@ -207,10 +207,13 @@ def test_image_upload_only_for_models_that_start_from_an_image(server: RemoteSer
     page.goto(server.url)
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     models = httpx.get(f"{server.url}/v1/openreel/models").json()["data"]
+    # Tiny models first: one that can start from an image is asked for a real job below.
+    models.sort(key=lambda card: not card["random_weights"])
     i2v = [card["id"] for card in models if "i2v" in card["modes"]]
-    t2v_only = next(card["id"] for card in models if card["modes"] == ["t2v"])
-    page.get_by_label("Model").select_option(t2v_only)
-    expect(page.locator("#upload-field")).to_be_hidden()
+    text_only = [card["id"] for card in models if "i2v" not in card["modes"]]
+    if text_only:
+        page.get_by_label("Model").select_option(text_only[0])
+        expect(page.locator("#upload-field")).to_be_hidden()
     if not i2v:
         return
     page.get_by_label("Model").select_option(i2v[0])
@@ -262,6 +265,7 @@ def test_key_prompt_when_the_server_has_keys(
                 "seconds": "1",
                 "size": FAST_SIZE,
                 "steps": 1,
+                "variations": 2,
             },
             headers=auth,
         ).json()
@@ -271,6 +275,8 @@ def test_key_prompt_when_the_server_has_keys(
         dialog = page.locator("dialog#key-dialog")
         expect(dialog).to_be_visible()
         expect(dialog).to_contain_text("no API key given")
+        expect(page.get_by_role("button", name="Forget the saved key")).to_be_hidden()
+        shot(page, "key-prompt", full_page=False)  # a modal's backdrop covers the viewport only
         page.get_by_label("API key", exact=True).fill("ork-wrong")
         page.get_by_role("button", name="Use this key").click()
         expect(page.locator("#key-error")).to_contain_text("not accepted")
@@ -286,6 +292,16 @@ def test_key_prompt_when_the_server_has_keys(
         video = card.locator("video")
         page.wait_for_function(
             "v => v.readyState >= 1 && v.src.startsWith('blob:')", arg=video.element_handle(), timeout=20_000
+        )
+        # Two variations: a picker switches the player to the second one.
+        picker = card.get_by_role("group", name="Variation")
+        first_src = video.get_attribute("src")
+        picker.get_by_role("button", name="2").click()
+        expect(picker.get_by_role("button", name="2")).to_have_attribute("aria-pressed", "true")
+        page.wait_for_function(
+            "([v, old]) => v.src.startsWith('blob:') && v.src !== old && v.readyState >= 1",
+            arg=[card.locator("video").element_handle(), first_src],
+            timeout=20_000,
         )
         # A reload keeps the key: no prompt.
         page.reload()

@@ -95,8 +95,8 @@ def client(tmp_path: Path):
         yield test_client
 
 
-def finished(client: TestClient, video_id: str, headers: dict | None = None) -> dict:
-    deadline = time.monotonic() + 20
+def finished(client: TestClient, video_id: str, headers: dict | None = None, timeout: float = 20) -> dict:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         video = client.get(f"/v1/videos/{video_id}", headers=headers).json()
         if video["status"] in ("completed", "failed"):
@@ -130,7 +130,7 @@ def test_models_say_what_each_can_do(client: TestClient) -> None:
     body = client.get("/v1/openreel/models").json()
     cards = {card["id"]: card for card in body["data"]}
     tiny = cards["tiny-wan"]
-    assert tiny["modes"] == ["t2v"] and tiny["random_weights"] is True
+    assert "t2v" in tiny["modes"] and tiny["modes"] == sorted(tiny["modes"]) and tiny["random_weights"]
     assert (tiny["native_width"], tiny["native_height"], tiny["fps"]) == (96, 64, 16)
     assert tiny["max_seconds"] <= tiny["max_total_seconds"] and isinstance(tiny["downloaded"], bool)
     real = cards["wan2.1-t2v-1.3b"]
@@ -223,7 +223,8 @@ def test_provenance_of_a_real_signed_video(tmp_path: Path) -> None:
         video = client.post(
             "/v1/videos", json={"prompt": "a lighthouse", "model": "tiny-wan", "steps": 1, "style": "anime"}
         ).json()
-        done = finished(client, video["id"])
+        # Loading torch and the pipeline in this process takes most of it; loaded CI machines are slow.
+        done = finished(client, video["id"], timeout=120)
         assert done["status"] == "completed", done["error"]
         recipe = client.get(f"/v1/openreel/videos/{video['id']}/recipe").json()
         assert recipe["credits"]["style"]["id"] == "anime" and recipe["credits"]["model"]["id"] == "tiny-wan"

@@ -44,9 +44,10 @@ function askForKey(message) {
   keyButton.hidden = false;
   if (checkingKey) return; // the key being tried was refused: the submit handler says so
   document.getElementById("key-message").textContent = apiKey.get()
-    ? `The saved key was not accepted: ${message}`
-    : message || "Enter an API key to use this server.";
+    ? `The key saved in this browser was not accepted (the server says: ${message}).`
+    : `Only people with a key can use it, so enter yours below (the server says: ${message}).`;
   keyError.hidden = true;
+  document.getElementById("key-forget").hidden = !apiKey.get();
   if (!keyDialog.open) keyDialog.showModal();
   keyInput.focus();
 }
@@ -89,6 +90,7 @@ document.getElementById("key-forget").addEventListener("click", () => {
   apiKey.clear();
   keyInput.value = "";
   document.getElementById("key-message").textContent = "The saved key was removed from this browser.";
+  document.getElementById("key-forget").hidden = true;
   gallery.reset();
 });
 
@@ -97,6 +99,7 @@ keyButton.addEventListener("click", () => {
     ? "A key is saved in this browser. Enter another to replace it."
     : "Enter an API key to use this server.";
   keyError.hidden = true;
+  document.getElementById("key-forget").hidden = !apiKey.get();
   keyDialog.showModal();
 });
 

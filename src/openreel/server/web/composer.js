@@ -3,7 +3,7 @@
 // never clears what the person typed: a draft is kept in localStorage until they press Clear.
 
 import { api, ApiError } from "./api.js";
-import { clear, el, formatSeconds, modeLabel, modesShort, sortModes } from "./dom.js";
+import { clear, el, formatSeconds, modeLabel, modesShort, otherModes, startModes } from "./dom.js";
 
 const DRAFT_STORAGE = "openreel.draft";
 const TEXT_FIELDS = [
@@ -28,6 +28,7 @@ const PARAM_FIELDS = {
   fps: "fps",
   variations: "variations",
   input_reference: "input_reference",
+  image: "input_reference",
   mode: "input_reference",
 };
 const FIELD_NAMES = {
@@ -143,7 +144,7 @@ export function createComposer({ onCreated }) {
     if (alias) lines.push(el("p", {}, `${fields.model.value} means ${card.title} on this server.`));
     if (card.description) lines.push(el("p", {}, card.description));
     lines.push(
-      el("p", {}, `Makes ${sortModes(card.modes).map(modeLabel).join(" and ")}; native ${card.native_width}×${card.native_height} at ${card.fps} fps.`),
+      el("p", {}, `Makes ${startModes(card.modes).map(modeLabel).join(" and ") || "video"}; native ${card.native_width}×${card.native_height} at ${card.fps} fps.`),
       el(
         "p",
         {},
@@ -152,6 +153,8 @@ export function createComposer({ onCreated }) {
         ` · needs about ${card.memory_gib} GiB of GPU memory`,
       ),
     );
+    const more = otherModes(card.modes);
+    if (more.length) lines.push(el("p", {}, `The model can also: ${more.map(modeLabel).join(", ")}.`));
     if (card.random_weights) {
       lines.push(el("p", { class: "warning" }, "Random weights: the video is noise. For trying the studio, not for pictures."));
     } else if (!card.downloaded) {

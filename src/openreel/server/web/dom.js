@@ -47,22 +47,40 @@ export function formatTime(unixSeconds) {
   );
 }
 
-const MODES = { t2v: "text → video", i2v: "image → video", v2v: "video → video" };
+// A card's modes are what it starts from (text, an image) and what it can do to a video.
+const STARTS = { t2v: "text", i2v: "image" };
+const MODES = {
+  t2v: "text → video",
+  i2v: "image → video",
+  v2v: "video → video",
+  remix: "remix",
+  extend: "extend",
+  extend_backward: "extend backwards",
+  still: "stills",
+};
 export function modeLabel(mode) {
-  return MODES[mode] || mode;
+  return MODES[mode] || mode.replaceAll("_", " ");
 }
 
-// "text→video", "text/image→video": what a model starts from, short enough for a closed <select>.
+// "text→video", "text/image→video": short enough for a closed <select>.
 export function modesShort(modes) {
-  const sources = { t2v: "text", i2v: "image", v2v: "video" };
-  return `${sortModes(modes).map((mode) => sources[mode] || mode).join("/")}→video`;
+  const starts = startModes(modes).map((mode) => STARTS[mode]);
+  return starts.length ? `${starts.join("/")}→video` : sortModes(modes).map(modeLabel).join(", ");
+}
+
+export function startModes(modes) {
+  return sortModes(modes).filter((mode) => mode in STARTS);
+}
+
+export function otherModes(modes) {
+  return sortModes(modes).filter((mode) => !(mode in STARTS));
 }
 
 // Text first: the server lists modes alphabetically, people read "text or image".
 export function sortModes(modes) {
-  const order = ["t2v", "i2v", "v2v"];
+  const order = Object.keys(MODES);
   const rank = (mode) => (order.includes(mode) ? order.indexOf(mode) : order.length);
-  return [...modes].sort((a, b) => rank(a) - rank(b));
+  return [...modes].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 }
 
 const STAGES = {
