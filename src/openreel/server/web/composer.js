@@ -81,10 +81,12 @@ export function createComposer({ onCreated }) {
       const group = el("optgroup", { label });
       for (const card of models.values()) {
         if (!belongs(card)) continue;
-        // Short enough to read in a narrow select; the box under it tells the rest.
-        const notes = [card.random_weights ? card.id : card.title, modesShort(card.modes)];
+        // The flag before the modes: a narrow closed <select> cuts the end, and the box under
+        // it repeats the modes anyway.
+        const notes = [card.random_weights ? card.id : card.title];
         if (card.random_weights) notes.push("random weights: noise");
         else if (!card.downloaded) notes.push("not downloaded");
+        notes.push(modesShort(card.modes));
         group.append(el("option", { value: card.id }, notes.join(" · ")));
       }
       if (group.children.length) modelSelect.append(group);
