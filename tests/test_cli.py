@@ -128,7 +128,7 @@ BAD_INPUTS = [
     (["--model", "sora-3"], "unknown model 'sora-3'"),
     (["--style", "vaporwave"], "unknown style 'vaporwave'"),
     (["--seconds", "0"], "seconds must be more than 0"),
-    (["--seconds", "9"], "tiny-wan makes at most 5.06 s"),
+    (["--seconds", "25"], "tiny-wan makes at most 20 s (in windows of 5.06 s)"),
     (["--size", "1000x1001"], "must be even"),
     (["--size", "big"], "is not WIDTHxHEIGHT"),
     (["--resolution", "4k"], "unknown resolution '4k'"),

@@ -83,93 +83,77 @@ def _slug(prompt: str) -> str:
     return words[:48].rstrip("-") or "video"
 
 
-def _free_output(prompt: str) -> Path:
+def _free_output(prompt: str, suffix: str = ".mp4") -> Path:
     base = Path(_slug(prompt))
-    candidate = base.with_suffix(".mp4")
+    candidate = base.with_suffix(suffix)
     number = 2
     while candidate.exists() or candidate.with_suffix(".json").exists():
-        candidate = Path(f"{base}-{number}.mp4")
+        candidate = Path(f"{base}-{number}{suffix}")
         number += 1
     return candidate
 
 
-@app.command()
-def generate(
-    prompt: Annotated[str | None, typer.Argument(help="What the video shows.", show_default=False)] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Catalog id (`openreel models`) or a local diffusers folder. "
-            "Default: the best model for this machine.",
-        ),
-    ] = None,
-    seconds: Annotated[float, typer.Option(help="Duration in seconds.")] = 4.0,
-    resolution: Annotated[str, typer.Option(help="480p, 720p or 1080p (with --aspect).")] = "480p",
-    aspect: Annotated[str, typer.Option(help="16:9, 9:16 or 1:1.")] = "16:9",
-    size: Annotated[
-        str | None, typer.Option(help="Exact WIDTHxHEIGHT, e.g. 1280x720; overrides --resolution/--aspect.")
-    ] = None,
-    fps: Annotated[int, typer.Option(help="Frames per second of the finished video.")] = 24,
-    style: Annotated[
-        str | None, typer.Option("--style", "-s", help="Style preset (`openreel styles`).")
-    ] = None,
-    negative: Annotated[
-        str | None, typer.Option("--negative", "-n", help="What the video should not show.")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the first variation (random if omitted).")] = None,
-    variations: Annotated[
-        int, typer.Option("--variations", "-v", help="How many videos, 1-4, each its own seed.")
-    ] = 1,
-    steps: Annotated[int | None, typer.Option(help="Denoising steps (default: the model's).")] = None,
-    guidance: Annotated[float | None, typer.Option(help="Guidance scale (default: the model's).")] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Output MP4; a recipe <name>.json is written beside it."),
-    ] = None,
-    recipe: Annotated[
-        Path | None, typer.Option(help="Replay a recipe JSON exactly (other options are ignored).")
-    ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and make nothing.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
-) -> None:
-    """Make a video from a prompt."""
-    from openreel.spec import VideoSpec, parse_size, size_for
+# Options shared by the commands that make video, declared once.
+Model = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Catalog id (`openreel models`) or a local diffusers folder. "
+        "Default: the best model for this machine.",
+    ),
+]
+Seconds = Annotated[float, typer.Option(help="Duration in seconds.")]
+Resolution = Annotated[str | None, typer.Option(help="480p, 720p or 1080p (with --aspect). [default: 480p]")]
+Aspect = Annotated[str, typer.Option(help="16:9, 9:16 or 1:1.")]
+Size = Annotated[str | None, typer.Option(help="Exact WIDTHxHEIGHT, e.g. 1280x720; overrides --resolution.")]
+Fps = Annotated[int | None, typer.Option(help="Frames per second of the finished video. [default: 24]")]
+StyleOpt = Annotated[str | None, typer.Option("--style", "-s", help="Style preset (`openreel styles`).")]
+Negative = Annotated[str | None, typer.Option("--negative", "-n", help="What the video should not show.")]
+Seed = Annotated[int | None, typer.Option(help="Seed of the first variation (random if omitted).")]
+Steps = Annotated[int | None, typer.Option(help="Denoising steps (default: the model's).")]
+Guidance = Annotated[float | None, typer.Option(help="Guidance scale (default: the model's).")]
+Output = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Output file; a recipe <name>.json is written beside it."),
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan and make nothing.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
+
+def _size(size: str | None, resolution: str | None, aspect: str, like: Path | None = None) -> tuple[int, int]:
+    """--size, else --resolution/--aspect, else the source clip's own size, else 480p."""
+    from openreel.spec import parse_size, size_for
+
+    if size:
+        return parse_size(size)
+    if resolution or like is None:
+        return size_for(resolution or "480p", aspect)
+    from openreel.render.inputs import probe_clip
+
+    info = probe_clip(like)
+    return info.width - info.width % 2, info.height - info.height % 2
+
+
+def _source_fps(fps: int | None, like: Path | None) -> int:
+    if fps is not None or like is None:
+        return fps or 24
+    from openreel.render.inputs import probe_clip
+
+    return max(1, round(probe_clip(like).fps))
+
+
+def _make(spec, output: Path | None, *, quiet: bool, dry_run: bool, still: bool = False) -> None:
+    """Plan or make ``spec``, with a progress bar, one-line errors and a clean stop on Ctrl-C."""
     try:
-        if recipe is not None:
-            from openreel.recipe import read_recipe, spec_from_recipe
-
-            spec = spec_from_recipe(read_recipe(recipe))
-        else:
-            if not prompt:
-                raise OpenreelError(
-                    'give a prompt, e.g. openreel "a paper boat on a rainy street", or --recipe FILE'
-                )
-            width, height = parse_size(size) if size else size_for(resolution, aspect)
-            spec = VideoSpec(
-                prompt=prompt,
-                model=model,
-                negative_prompt=negative,
-                style=style,
-                seconds=seconds,
-                fps=fps,
-                width=width,
-                height=height,
-                seed=seed,
-                variations=variations,
-                steps=steps,
-                guidance=guidance,
-            )
         from openreel.engine import Engine
 
         engine = Engine()
         if dry_run:
             _print_plan(engine.plan(spec))
             return
-        target = output or _free_output(spec.prompt)
-        result = _run_with_progress(engine, spec, target, quiet)
+        target = output or _free_output(spec.prompt, ".png" if still else ".mp4")
+        result = _run_with_progress(engine, spec, target, quiet, still=still)
     except OpenreelError as error:
         if isinstance(error, Cancelled):
             err_console.print("Stopped; no partial file was left.")
@@ -183,11 +167,224 @@ def generate(
     console.print(f"recipe: {result.outputs[0].recipe}   {result.seconds:.1f} s")
 
 
-def _run_with_progress(engine, spec, target: Path, quiet: bool):
+@app.command()
+def generate(
+    prompt: Annotated[str | None, typer.Argument(help="What the video shows.", show_default=False)] = None,
+    model: Model = None,
+    seconds: Seconds = 4.0,
+    resolution: Resolution = None,
+    aspect: Aspect = "16:9",
+    size: Size = None,
+    fps: Fps = None,
+    style: StyleOpt = None,
+    negative: Negative = None,
+    seed: Seed = None,
+    variations: Annotated[
+        int, typer.Option("--variations", "-v", help="How many videos, 1-4, each its own seed.")
+    ] = 1,
+    steps: Steps = None,
+    guidance: Guidance = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", "-i", help="Start from this image (image-to-video).")
+    ] = None,
+    at: Annotated[
+        list[str] | None,
+        typer.Option("--at", help='Change the prompt at a time, "SECONDS:PROMPT"; repeat for more.'),
+    ] = None,
+    output: Output = None,
+    recipe: Annotated[
+        Path | None, typer.Option(help="Replay a recipe JSON exactly (other options are ignored).")
+    ] = None,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Make a video from a prompt (and, with --image, from a picture)."""
+    from openreel.spec import VideoSpec, parse_schedule_entry
+
+    try:
+        if recipe is not None:
+            from openreel.recipe import read_recipe, spec_from_recipe
+
+            spec = spec_from_recipe(read_recipe(recipe))
+        else:
+            if not prompt:
+                raise OpenreelError(
+                    'give a prompt, e.g. openreel "a paper boat on a rainy street", or --recipe FILE'
+                )
+            width, height = _size(size, resolution, aspect)
+            spec = VideoSpec(
+                prompt=prompt,
+                model=model,
+                negative_prompt=negative,
+                style=style,
+                seconds=seconds,
+                fps=_source_fps(fps, None),
+                width=width,
+                height=height,
+                seed=seed,
+                variations=variations,
+                steps=steps,
+                guidance=guidance,
+                mode="i2v" if image else "t2v",
+                image=str(image) if image else None,
+                prompt_schedule=tuple(parse_schedule_entry(entry) for entry in at or ()),
+            )
+    except OpenreelError as error:
+        _fail(error)
+    _make(spec, output, quiet=quiet, dry_run=dry_run)
+
+
+@app.command()
+def remix(
+    clip: Annotated[Path, typer.Argument(help="The video to remix.")],
+    prompt: Annotated[str, typer.Argument(help="What it should show now.")],
+    strength: Annotated[
+        str, typer.Option(help="subtle, mild, strong, or a number in (0, 1]: how much is re-made.")
+    ] = "mild",
+    model: Model = None,
+    resolution: Resolution = None,
+    aspect: Aspect = "16:9",
+    size: Size = None,
+    fps: Fps = None,
+    style: StyleOpt = None,
+    negative: Negative = None,
+    seed: Seed = None,
+    steps: Steps = None,
+    guidance: Guidance = None,
+    output: Output = None,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Re-make a clip with a new prompt, keeping its layout and motion (video-to-video)."""
+    from openreel.spec import VideoSpec
+
+    try:
+        width, height = _size(size, resolution, aspect, like=clip)
+        spec = VideoSpec(
+            prompt=prompt,
+            model=model,
+            negative_prompt=negative,
+            style=style,
+            fps=_source_fps(fps, clip),
+            width=width,
+            height=height,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+            mode="remix",
+            video=str(clip),
+            strength=strength,
+        )
+    except OpenreelError as error:
+        _fail(error)
+    _make(spec, output, quiet=quiet, dry_run=dry_run)
+
+
+@app.command()
+def extend(
+    clip: Annotated[Path, typer.Argument(help="The video to continue.")],
+    prompt: Annotated[str, typer.Argument(help="What happens next (or before, with --backward).")],
+    seconds: Annotated[float, typer.Option(help="Seconds to add.")] = 4.0,
+    backward: Annotated[bool, typer.Option("--backward", help="Add the new part before the clip.")] = False,
+    model: Model = None,
+    resolution: Resolution = None,
+    aspect: Aspect = "16:9",
+    size: Size = None,
+    fps: Fps = None,
+    style: StyleOpt = None,
+    negative: Negative = None,
+    seed: Seed = None,
+    steps: Steps = None,
+    guidance: Guidance = None,
+    output: Output = None,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Continue a clip: the output is the clip plus SECONDS of new video, joined seamlessly."""
+    from openreel.spec import VideoSpec
+
+    try:
+        width, height = _size(size, resolution, aspect, like=clip)
+        spec = VideoSpec(
+            prompt=prompt,
+            model=model,
+            negative_prompt=negative,
+            style=style,
+            seconds=seconds,
+            fps=_source_fps(fps, clip),
+            width=width,
+            height=height,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+            mode="extend",
+            video=str(clip),
+            backward=backward,
+        )
+    except OpenreelError as error:
+        _fail(error)
+    _make(spec, output, quiet=quiet, dry_run=dry_run)
+
+
+@app.command()
+def still(
+    prompt: Annotated[str, typer.Argument(help="What the picture shows.")],
+    model: Model = None,
+    resolution: Resolution = None,
+    aspect: Aspect = "16:9",
+    size: Size = None,
+    style: StyleOpt = None,
+    negative: Negative = None,
+    seed: Seed = None,
+    steps: Steps = None,
+    guidance: Guidance = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="PNG, JPEG or WebP to write.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Make a still image with a video model (one frame), signed and watermarked like videos."""
+    from openreel.spec import VideoSpec
+
+    try:
+        width, height = _size(size, resolution, aspect)
+        spec = VideoSpec(
+            prompt=prompt,
+            model=model,
+            negative_prompt=negative,
+            style=style,
+            width=width,
+            height=height,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+        )
+    except OpenreelError as error:
+        _fail(error)
+    _make(spec, output, quiet=quiet, dry_run=False, still=True)
+
+
+@app.command()
+def recut(
+    clip: Annotated[Path, typer.Argument(help="The video to trim.")],
+    start: Annotated[float, typer.Option(help="First second to keep.")] = 0.0,
+    end: Annotated[float | None, typer.Option(help="Second to stop at (default: the end).")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The trimmed MP4.")] = Path("recut.mp4"),
+) -> None:
+    """Trim a clip to [start, end) without new compression artefacts (lossless re-encode)."""
+    from openreel.render.edit import recut as recut_clip
+
+    try:
+        written = recut_clip(clip, output, start=start, end=end)
+    except OpenreelError as error:
+        _fail(error)
+    console.print(f"[green]wrote[/] {written}")
+
+
+def _run_with_progress(engine, spec, target: Path, quiet: bool, still: bool = False):
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
+    make = engine.still if still else engine.generate
     if quiet:
-        return engine.generate(spec, target)
+        return make(spec, target)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -207,7 +404,7 @@ def _run_with_progress(engine, spec, target: Path, quiet: bool):
             detail = f"step {update.step}/{update.total_steps}" if update.stage == "denoising" else ""
             bar.update(task, completed=update.fraction, description=label, detail=detail)
 
-        return engine.generate(spec, target, on_progress=show)
+        return make(spec, target, on_progress=show)
 
 
 def _print_plan(plan) -> None:

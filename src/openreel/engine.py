@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 # Share of one variation's work spent after denoising (VAE decode, post-processing, encode).
 _FINISH_SHARE = 0.15
 SPRITE_COLUMNS, SPRITE_ROWS = 5, 5
+STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,19 @@ class Engine:
         resolve_card(spec.model)
         if spec.style:
             get_style(spec.style)
+        if spec.image:
+            from openreel.render.inputs import load_image
+
+            load_image(spec.image, 64, 64)  # readable, not a decompression bomb
+            spec = replace(spec, image=str(Path(spec.image).resolve()))
+        if spec.video:
+            from openreel.render.inputs import probe_clip
+
+            clip = probe_clip(spec.video)
+            spec = replace(spec, video=str(Path(spec.video).resolve()))
+            if spec.mode == "remix":
+                # A remix keeps the clip's duration, on the output's frame grid.
+                spec = replace(spec, seconds=max(1, round(clip.seconds * spec.fps)) / spec.fps)
         from openreel.safety import check_prompt
 
         # The owner's local policy; nothing leaves the machine and nobody else approves.
@@ -206,11 +220,15 @@ class Engine:
             clock.variation = index
             video, thumbnail, sprites = output_paths(output, index)
             mark = _video_id(spec, model, seed) if video_id is None else f"{video_id}/{index}"
-            frames = self._model_frames(card, folder, plan, seed, clock, should_cancel)
+            frames = self._new_frames(card, folder, plan, seed, clock, should_cancel)
             self._finish(frames, plan, video, thumbnail, sprites, should_cancel, mark)
             clock.emit("finishing", 1 - _FINISH_SHARE / 2, plan.steps)
+            # Derived outputs say so: edited, with the source clip (or image) as an ingredient.
+            # (An image-to-video output is a creation: its image is named in the recipe.)
+            parents = [Path(spec.video)] if spec.video else []
+            action = "c2pa.edited" if spec.video else "c2pa.created"
             for path in (video, thumbnail, sprites):
-                sign_file(path, credits=credit, prompt=spec.prompt)
+                sign_file(path, credits=credit, prompt=spec.prompt, action=action, parents=parents)
             done.append(
                 {
                     "variation": index,
@@ -231,7 +249,63 @@ class Engine:
             on_progress(Progress(1.0, "done", plan.steps, plan.steps, len(plan.seeds), len(plan.seeds), 0.0))
         return result
 
-    def _model_frames(
+    def still(
+        self,
+        spec: VideoSpec,
+        output: Path,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> GenerationResult:
+        """One image from the prompt: a one-frame plan through the same runner, written as PNG,
+        JPEG or WebP by ``output``'s suffix, watermarked and signed, with its recipe beside it."""
+        from openreel.plan import check_mode
+
+        started = time.monotonic()
+        output = Path(output)
+        _check_writable(output, suffixes=STILL_SUFFIXES)
+        spec = self.resolve(replace(spec, seconds=1 / spec.fps, variations=1))
+        card, style = self.card_and_style(spec)
+        check_mode(card, "still")
+        plan = make_plan(spec, card, self.hardware, style)
+        spec = replace(spec, seed=plan.seeds[0])
+        clock = _ProgressClock(plan, on_progress)
+        clock.emit("loading", 0.0)
+        folder = weights_folder(card)
+        model = model_record(card, folder)
+        credit = Credits.from_card(card, style, revision=model["revision"])
+
+        from openreel.atomic import atomic_path
+        from openreel.provenance import installation_id, make_payload, watermark_frames
+        from openreel.render.post import conform
+
+        frames = self._new_frames(card, folder, plan, plan.seeds[0], clock, should_cancel)
+        (frame,) = conform(
+            frames,
+            src_fps=plan.native_fps,
+            width=plan.out_width,
+            height=plan.out_height,
+            fps=plan.out_fps,
+            num_frames=1,
+        )
+        mark = _video_id(spec, model, plan.seeds[0])
+        (frame,) = watermark_frames([frame], make_payload(installation_id(), mark))
+        from PIL import Image
+
+        with atomic_path(output) as temp:
+            Image.fromarray(frame).save(temp, quality=95)
+        sign_file(output, credits=credit, prompt=spec.prompt)
+        done = [{"variation": 1, "seed": plan.seeds[0], "image": output.name, "watermark_id": mark}]
+        recipe = write_recipe(
+            output.with_suffix(".json"), build_recipe(spec, plan, model, done, credit.to_dict())
+        )
+        result = GenerationResult(spec=spec, plan=plan, card=card, seconds=time.monotonic() - started)
+        result.outputs.append(VideoOutput(output, output, output, recipe, plan.seeds[0], 1))
+        if on_progress is not None:
+            on_progress(Progress(1.0, "done", plan.steps, plan.steps, 1, 1, 0.0))
+        return result
+
+    def _new_frames(
         self,
         card: ModelCard,
         folder: Path,
@@ -240,7 +314,57 @@ class Engine:
         clock: _ProgressClock,
         should_cancel: Callable[[], bool] | None,
     ) -> Iterator[np.ndarray]:
+        """What the model makes for this mode, at the model stage's size, as uint8 frames."""
+        import numpy as np
+
+        from openreel.render.inputs import clip_at, load_image
+        from openreel.render.post import float_to_uint8
+
+        first = end = None
+        if plan.mode == "i2v":
+            first = load_image(plan.inputs["image"], plan.width, plan.height)
+        elif plan.mode in ("extend", "remix"):
+            source = clip_at(plan.inputs["video"], width=plan.width, height=plan.height, fps=plan.native_fps)
+            if plan.mode == "remix":
+                # The source on the model's frame grid: padded with its last frame to a valid count.
+                frames = source[: plan.num_frames]
+                if len(frames) < plan.num_frames:
+                    frames = np.concatenate(
+                        [frames, np.repeat(frames[-1:], plan.num_frames - len(frames), 0)]
+                    )
+                made = self.runner.run_remix(
+                    card,
+                    folder,
+                    plan,
+                    frames,
+                    seed,
+                    on_step=clock.window_step(0),
+                    should_cancel=should_cancel,
+                )
+                return float_to_uint8(made)
+            if plan.trailing:
+                end = source[: plan.trailing]
+            else:
+                first = source[-plan.windows[0].overlap :]
+        return self._model_frames(card, folder, plan, seed, clock, should_cancel, first=first, end=end)
+
+    def _model_frames(
+        self,
+        card: ModelCard,
+        folder: Path,
+        plan: Plan,
+        seed: int,
+        clock: _ProgressClock,
+        should_cancel: Callable[[], bool] | None,
+        *,
+        first: np.ndarray | None = None,
+        end: np.ndarray | None = None,
+    ) -> Iterator[np.ndarray]:
         """The clip's frames as the model stage makes them, window after window, as uint8.
+
+        ``first`` conditions the first window's opening frames (an image, or the tail of a clip
+        being extended: then they are the clip's own and skipped like any overlap); ``end`` the
+        last window's closing ``plan.trailing`` frames (a clip's head, extending backwards).
 
         Lazy: post-processing and the encoder pull frames while later windows are still to be
         made, so a long clip is never held whole. Each window after the first begins with frames
@@ -249,7 +373,8 @@ class Engine:
         """
         from openreel.render.post import float_to_uint8
 
-        tail = None
+        tail = first
+        last = len(plan.windows) - 1
         for window in plan.windows:
             made = self.runner.run_window(
                 card,
@@ -258,10 +383,12 @@ class Engine:
                 window,
                 seed,
                 tail=tail,
+                end=end if window.index == last else None,
                 on_step=clock.window_step(window.index),
                 should_cancel=should_cancel,
             )
-            yield from float_to_uint8(made.final[window.overlap :])
+            stop = len(made.final) - (plan.trailing if window.index == last else 0)
+            yield from float_to_uint8(made.final[window.overlap : stop])
             following = plan.windows[window.index + 1] if window.index + 1 < len(plan.windows) else None
             tail = made.native[-following.overlap :] if following else None
 
@@ -288,9 +415,29 @@ class Engine:
             num_frames=plan.out_frames,
             interpolate=plan.retime.method == "minterpolate",
         )
+        total = plan.out_frames
+        if plan.mode == "extend":
+            # The clip itself, at the output's size and fps, then the new part (or new part first,
+            # extending backwards): one continuous video.
+            import itertools
+
+            from openreel.render.inputs import clip_frames, probe_clip
+
+            count = round(probe_clip(plan.inputs["video"]).seconds * plan.out_fps)
+            source = clip_frames(
+                plan.inputs["video"],
+                width=plan.out_width,
+                height=plan.out_height,
+                fps=plan.out_fps,
+                num_frames=count,
+            )
+            conformed = (
+                itertools.chain(conformed, source) if plan.trailing else itertools.chain(source, conformed)
+            )
+            total += count
         # Marked at the final size, just before encoding: nothing after this point resamples.
         stream = watermark_frames(conformed, make_payload(installation_id(), mark))
-        sample = _sprite_indices(plan.out_frames, SPRITE_COLUMNS * SPRITE_ROWS)
+        sample = _sprite_indices(total, SPRITE_COLUMNS * SPRITE_ROWS)
         picked: list[np.ndarray] = []
         poster: np.ndarray | None = None
         with VideoWriter(video, width=plan.out_width, height=plan.out_height, fps=plan.out_fps) as writer:
@@ -298,7 +445,7 @@ class Engine:
                 writer.write(frame)
                 if index in sample:
                     picked.append(frame)
-                if index == plan.out_frames // 2 or poster is None:
+                if index == total // 2 or poster is None:
                     poster = frame
         assert poster is not None
         write_thumbnail(poster, thumbnail)
@@ -320,10 +467,10 @@ def _sprite_indices(total: int, tiles: int) -> set[int]:
     return {round(i * (total - 1) / (tiles - 1)) for i in range(tiles)}
 
 
-def _check_writable(output: Path) -> None:
+def _check_writable(output: Path, suffixes: tuple[str, ...] = (".mp4",)) -> None:
     folder = output.parent if str(output.parent) else Path(".")
-    if output.suffix.lower() != ".mp4":
-        raise SpecError(f"output {output} must end in .mp4", param="output")
+    if output.suffix.lower() not in suffixes:
+        raise SpecError(f"output {output} must end in {' or '.join(suffixes)}", param="output")
     if not folder.is_dir():
         raise SpecError(f"cannot write {output}: folder {folder} does not exist", param="output")
     import os

@@ -90,6 +90,11 @@ class Plan:
     upscale: UpscalePlan = field(default_factory=lambda: UpscalePlan("none", 0, 0))
     retime: RetimePlan = field(default_factory=lambda: RetimePlan("none"))
     estimated_seconds: float | None = None
+    # Extending backwards: the last window ends with this many frames conditioned on the clip's
+    # head (dropped from the output, which continues with the clip itself).
+    trailing: int = 0
+    # The editing modes' inputs, as given (paths, remix strength, direction).
+    inputs: dict = field(default_factory=dict)
 
     def for_window(self, window: Window) -> Plan:
         """This plan as one pipeline call sees it: the window's frames and prompt."""
@@ -140,22 +145,31 @@ def overlap_frames(card: ModelCard) -> int:
     return 1 + groups * card.frame_step
 
 
-def plan_windows(card: ModelCard, total: int, prompts: list[tuple[float, str]]) -> tuple[Window, ...]:
-    """Cover ``total`` native frames with windows of at most ``card.max_frames``."""
+def plan_windows(
+    card: ModelCard, total: int, prompts: list[tuple[float, str]], lead: int = 0
+) -> tuple[Window, ...]:
+    """Cover ``total`` new native frames with windows of at most ``card.max_frames``.
+
+    ``lead`` > 0 (extending a clip) makes the first window begin with that many frames
+    conditioned on the clip's tail, exactly like every later window begins on its predecessor's.
+    """
 
     def prompt_at(frame: int) -> str:
-        seconds = frame / card.fps
+        seconds = max(frame, 0) / card.fps
         return [text for start, text in prompts if start <= seconds + 1e-9][-1]
 
-    if total <= card.max_frames:
-        return (Window(0, 0, total, 0, prompt_at(0)),)
-    overlap = overlap_frames(card)
-    windows = [Window(0, 0, card.max_frames, 0, prompt_at(0))]
-    covered = card.max_frames
+    windows: list[Window] = []
+    covered = 0
     while covered < total:
-        fresh = min(card.max_frames - overlap, total - covered)
-        # The window's length must obey the frame rule: round the new part up to whole groups.
-        fresh = card.frame_step * math.ceil(fresh / card.frame_step)
+        overlap = overlap_frames(card) if windows else lead
+        if overlap == 0:
+            # ``total`` already obeys the frame rule (frames_for); a first window covers it or
+            # takes the longest the model makes.
+            fresh = min(total, card.max_frames)
+        else:
+            fresh = min(card.max_frames - overlap, total - covered)
+            # The window's length must obey the frame rule: round the new part up to whole groups.
+            fresh = card.frame_step * math.ceil(fresh / card.frame_step)
         windows.append(Window(len(windows), covered - overlap, overlap + fresh, overlap, prompt_at(covered)))
         covered += fresh
     return tuple(windows)
@@ -274,15 +288,22 @@ def estimate_seconds(
     return flops / throughput_flops(hardware) + out_pixels * out_frames / 40e6
 
 
+def check_mode(card: ModelCard, mode: str) -> None:
+    """A clear error naming the models that can, when this one cannot."""
+    if mode not in card.modes:
+        able = [c.id for c in all_cards() if mode in c.modes and not c.is_tiny]
+        tiny = [c.id for c in all_cards() if mode in c.modes and c.is_tiny]
+        label = {"extend_backward": "backward extension", "still": "stills"}.get(mode, mode)
+        raise UnsupportedModeError(
+            f"{card.id} cannot do {label}; models that can: {', '.join(able + tiny) or 'none yet'}",
+            param="model",
+        )
+
+
 def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style | None = None) -> Plan:
     """Decide everything about one run. ``spec`` must be validated; raises SpecError with the
     allowed values when this model cannot make what was asked."""
-    if spec.mode not in card.modes:
-        able = [c.id for c in all_cards() if spec.mode in c.modes]
-        raise UnsupportedModeError(
-            f"{card.id} cannot do {spec.mode}; models that can: {', '.join(able) or 'none yet'}",
-            param="mode",
-        )
+    check_mode(card, "extend_backward" if spec.mode == "extend" and spec.backward else spec.mode)
     if spec.seconds > card.max_total_seconds + 1e-9:
         windows = (
             f" (in windows of {card.max_seconds:.2f} s)"
@@ -312,9 +333,33 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
     prompt = styled(spec.prompt)
     negative = apply_style(style, spec.prompt, spec.negative_prompt)[1] if style else spec.negative_prompt
     schedule = [(0.0, prompt)] + [(start, styled(text)) for start, text in spec.prompt_schedule]
-    windows = plan_windows(card, num_frames, schedule)
-    # With windows, the clip is the first window plus each later window's new frames.
-    num_frames = windows[0].num_frames + sum(w.new_frames for w in windows[1:])
+    lead = trailing = 0
+    if spec.mode == "extend":
+        # New frames only; the clip's own frames come first (or last, backwards) in the output.
+        num_frames = max(1, math.ceil(spec.seconds * card.fps - 1e-9))
+        if spec.backward:
+            trailing = overlap_frames(card)
+            fresh = card.frame_step * math.ceil(num_frames / card.frame_step)
+            if fresh + trailing > card.max_frames:
+                raise SpecError(
+                    f"{card.id} extends backwards by at most {(card.max_frames - trailing) / card.fps:.2f} s "
+                    f"at a time; {spec.seconds:g} s was asked",
+                    param="seconds",
+                )
+        else:
+            lead = overlap_frames(card)
+    if spec.mode == "remix" and num_frames > card.max_frames:
+        raise SpecError(
+            f"{card.id} remixes clips of up to {card.max_seconds:.2f} s; this one is {spec.seconds:g} s",
+            param="video",
+        )
+    if trailing:
+        windows = (Window(0, 0, fresh + trailing, 0, schedule[0][1]),)
+    else:
+        windows = plan_windows(card, num_frames, schedule, lead=lead)
+    # The new frames: every window's frames after its conditioned overlap (and, extending
+    # backwards, before the clip's own head that ends the window).
+    num_frames = sum(w.new_frames for w in windows) - trailing
 
     first_seed = spec.seed if spec.seed is not None else new_seed()
     # Variations get consecutive seeds so a recipe names each one and any can be replayed alone.
@@ -348,6 +393,17 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         windows=windows,
         upscale=upscale,
         retime=plan_retime(card.fps, spec.fps),
+        trailing=trailing,
+        inputs={
+            key: value
+            for key, value in (
+                ("image", spec.image),
+                ("video", spec.video),
+                ("strength", spec.strength),
+                ("backward", spec.backward),
+            )
+            if value
+        },
         estimated_seconds=len(seeds)
         * estimate_seconds(
             card,

@@ -18,7 +18,11 @@ RESOLUTIONS: dict[str, int] = {"480p": 480, "720p": 720, "1080p": 1080}
 ASPECTS: dict[str, tuple[int, int]] = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1)}
 # The sizes OpenAI's Videos API accepted (sora-2 and sora-2-pro); all are valid here too.
 SORA_SIZES = ("1280x720", "720x1280", "1792x1024", "1024x1792")
-MODES = ("t2v",)
+# t2v: text to video; i2v: starts from ``image``; remix: re-renders ``video`` with a new prompt
+# at ``strength``; extend: continues ``video`` (forwards, or backwards with ``backward``).
+MODES = ("t2v", "i2v", "remix", "extend")
+# Sora's named remix strengths: how much of the denoising schedule is re-run over the source.
+REMIX_STRENGTHS = {"subtle": 0.3, "mild": 0.5, "strong": 0.75}
 MIN_SIDE, MAX_SIDE = 64, 3840
 MIN_FPS, MAX_FPS = 1, 60
 MAX_VARIATIONS = 4
@@ -90,6 +94,11 @@ class VideoSpec:
     mode: str = "t2v"
     # Prompt changes over a long clip: (start second, prompt) pairs after the opening prompt.
     prompt_schedule: tuple[tuple[float, str], ...] = ()
+    # Inputs of the editing modes: paths on this machine, checked by content in the engine.
+    image: str | None = None
+    video: str | None = None
+    strength: float | None = None
+    backward: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -140,6 +149,7 @@ class VideoSpec:
                 raise SpecError(f"guidance must be between 0 and 30 (got {guidance})", param="guidance")
         negative = self.negative_prompt.strip() if self.negative_prompt else None
         schedule = _check_schedule(self.prompt_schedule, seconds)
+        strength = _check_mode_inputs(self)
         return replace(
             self,
             prompt=prompt,
@@ -151,6 +161,7 @@ class VideoSpec:
             steps=steps,
             guidance=guidance,
             prompt_schedule=schedule,
+            strength=strength,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,6 +174,43 @@ class VideoSpec:
         if unknown:
             raise SpecError(f"unknown field(s) {', '.join(unknown)}", param=unknown[0])
         return cls(**data)
+
+
+def parse_strength(value: str | float) -> float:
+    """A remix strength: a preset name (subtle, mild, strong) or a number in (0, 1]."""
+    if isinstance(value, str) and value.strip().lower() in REMIX_STRENGTHS:
+        return REMIX_STRENGTHS[value.strip().lower()]
+    try:
+        strength = float(value)
+    except (TypeError, ValueError):
+        raise SpecError(
+            f"strength {value!r} is not one of {', '.join(REMIX_STRENGTHS)} or a number in (0, 1]",
+            param="strength",
+        ) from None
+    if not 0 < strength <= 1:
+        raise SpecError(f"strength must be in (0, 1] (got {strength:g})", param="strength")
+    return strength
+
+
+def _check_mode_inputs(spec: VideoSpec) -> float | None:
+    """The inputs each mode needs, and only those; returns the checked remix strength."""
+    needs = {"i2v": "image", "remix": "video", "extend": "video"}.get(spec.mode)
+    for name in ("image", "video"):
+        given = getattr(spec, name)
+        if name == needs and not given:
+            raise SpecError(f"{spec.mode} needs an input {name}", param=name)
+        if given and name != needs:
+            raise SpecError(
+                f"an input {name} is only used by {'i2v' if name == 'image' else 'remix and extend'}",
+                param=name,
+            )
+    if spec.backward and spec.mode != "extend":
+        raise SpecError("backward only applies to extend", param="backward")
+    if spec.mode == "remix":
+        return parse_strength(spec.strength if spec.strength is not None else "mild")
+    if spec.strength is not None:
+        raise SpecError("strength only applies to remix", param="strength")
+    return None
 
 
 def parse_schedule_entry(text: str) -> tuple[float, str]:

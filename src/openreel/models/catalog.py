@@ -13,6 +13,18 @@ from dataclasses import dataclass, field
 
 from openreel.errors import UnknownModelError
 
+# What each family's cards can do with the weights they name (see the family modules for how):
+# i2v and forward extension by conditioning the first frames (LTX-Video natively, the others by
+# latent anchoring); remix through a video-to-video pipeline on the same weights; backward
+# extension needs conditioning at the end of a clip, which only LTX-Video's pipeline offers.
+_MODES = {
+    "cogvideox": frozenset({"t2v", "i2v", "remix", "extend", "still"}),
+    "mochi": frozenset({"t2v", "i2v", "extend", "still"}),
+    "ltx": frozenset({"t2v", "i2v", "remix", "extend", "extend_backward", "still"}),
+    "wan": frozenset({"t2v", "i2v", "remix", "extend", "still"}),
+    "hunyuan": frozenset({"t2v", "i2v", "extend", "still"}),
+}
+
 FAMILIES = ("cogvideox", "mochi", "ltx", "wan", "hunyuan", "pyramid-flow")
 
 
@@ -107,7 +119,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence="Apache-2.0",
         licence_url="https://huggingface.co/THUDM/CogVideoX-2b/blob/main/LICENSE",
         authors=("THUDM", "Zhipu AI"),
-        modes=frozenset({"t2v"}),
+        modes=_MODES["cogvideox"],
         native_width=720,
         native_height=480,
         fps=8,
@@ -132,7 +144,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence="CogVideoX License",
         licence_url="https://huggingface.co/THUDM/CogVideoX-5b/blob/main/LICENSE",
         authors=("THUDM", "Zhipu AI"),
-        modes=frozenset({"t2v"}),
+        modes=_MODES["cogvideox"],
         native_width=720,
         native_height=480,
         fps=8,
@@ -158,7 +170,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence="CogVideoX License",
         licence_url="https://huggingface.co/THUDM/CogVideoX1.5-5B/blob/main/LICENSE",
         authors=("THUDM", "Zhipu AI"),
-        modes=frozenset({"t2v"}),
+        modes=_MODES["cogvideox"],
         native_width=1360,
         native_height=768,
         fps=16,
@@ -185,7 +197,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence="Apache-2.0",
         licence_url="https://huggingface.co/genmo/mochi-1-preview/blob/main/LICENSE",
         authors=("Genmo",),
-        modes=frozenset({"t2v"}),
+        modes=_MODES["mochi"],
         native_width=848,
         native_height=480,
         fps=30,
@@ -214,7 +226,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence=_LTXV_LICENCE[0],
         licence_url=_LTXV_LICENCE[1],
         authors=("Lightricks",),
-        modes=frozenset({"t2v"}),
+        modes=_MODES["ltx"],
         native_width=768,
         native_height=512,
         fps=24,
@@ -241,7 +253,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence=_LTXV_LICENCE[0],
         licence_url=_LTXV_LICENCE[1],
         authors=("Lightricks",),
-        modes=frozenset({"t2v"}),
+        modes=_MODES["ltx"],
         native_width=768,
         native_height=512,
         fps=24,
@@ -274,7 +286,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence=_LTXV_LICENCE[0],
         licence_url=_LTXV_LICENCE[1],
         authors=("Lightricks",),
-        modes=frozenset({"t2v"}),
+        modes=_MODES["ltx"],
         native_width=768,
         native_height=512,
         fps=24,
@@ -307,7 +319,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence=_WAN_LICENCE[0],
         licence_url=_WAN_LICENCE[1],
         authors=("Wan Team, Alibaba",),
-        modes=frozenset({"t2v"}),
+        modes=_MODES["wan"],
         native_width=832,
         native_height=480,
         fps=16,
@@ -333,7 +345,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence=_WAN_LICENCE[0],
         licence_url=_WAN_LICENCE[1],
         authors=("Wan Team, Alibaba",),
-        modes=frozenset({"t2v"}),
+        modes=_MODES["wan"],
         native_width=1280,
         native_height=720,
         fps=16,
@@ -359,7 +371,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence=_WAN_LICENCE[0],
         licence_url=_WAN_LICENCE[1],
         authors=("Wan Team, Alibaba",),
-        modes=frozenset({"t2v"}),
+        modes=_MODES["wan"],
         native_width=1280,
         native_height=704,
         fps=24,
@@ -386,7 +398,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence="Tencent Hunyuan Community License",
         licence_url="https://huggingface.co/tencent/HunyuanVideo/blob/main/LICENSE",
         authors=("Tencent Hunyuan",),
-        modes=frozenset({"t2v"}),
+        modes=_MODES["hunyuan"],
         native_width=1280,
         native_height=720,
         fps=24,

@@ -107,10 +107,13 @@ class VideoWriter:
         fps: int,
         crf: int = 20,
         preset: str = "veryfast",
+        lossless: bool = False,
     ) -> None:
         import av
 
         _check_size(width, height)
+        # Lossless (x264 qp 0) re-encodes already decoded YUV frames bit for bit: a re-cut.
+        self._lossless = lossless
         if int(fps) != fps or fps <= 0:
             raise ValueError(f"fps must be a positive whole number, got {fps}")
         self.path = Path(path)
@@ -144,7 +147,7 @@ class VideoWriter:
         context.color_trc = ColorTrc.BT709
         context.colorspace = Colorspace.ITU709
         context.color_range = ColorRange.MPEG
-        options = {"crf": str(crf), "preset": preset}
+        options = {"qp": "0", "preset": preset} if self._lossless else {"crf": str(crf), "preset": preset}
         if _x264_params():
             options["x264-params"] = _x264_params()
         context.options = options
@@ -167,10 +170,21 @@ class VideoWriter:
             raise ValueError(
                 f"frame is {frame.shape[1]}x{frame.shape[0]} but the video is {self.width}x{self.height}"
             )
-        yuv = _to_yuv420p(frame)
-        yuv.pts = self.frames
-        yuv.time_base = self._time_base
-        self._container.mux(self._stream.encode(yuv))
+        self.write_yuv(_to_yuv420p(frame))
+
+    def write_yuv(self, frame: av.VideoFrame) -> None:
+        """Write an already converted BT.709 yuv420p frame (a decoded frame of another video: no
+        colour conversion happens, so with ``lossless`` its pixels are kept exactly)."""
+        if self._container is None:
+            raise RuntimeError("VideoWriter is closed")
+        if (frame.width, frame.height) != (self.width, self.height) or frame.format.name != "yuv420p":
+            raise ValueError(
+                f"frame is {frame.width}x{frame.height} {frame.format.name}; the video is "
+                f"{self.width}x{self.height} yuv420p"
+            )
+        frame.pts = self.frames
+        frame.time_base = self._time_base
+        self._container.mux(self._stream.encode(frame))
         self.frames += 1
 
     def close(self) -> Path:

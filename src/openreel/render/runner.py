@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openreel.errors import Cancelled, GenerationError, OutOfMemoryError
+from openreel.errors import Cancelled, GenerationError, OutOfMemoryError, UnsupportedModeError
 from openreel.models.catalog import ModelCard
 from openreel.models.families import family_module
 from openreel.plan import Plan, Window
@@ -50,7 +50,7 @@ class Runner:
 
     def pipeline(self, card: ModelCard, folder: Path, plan: Plan) -> Any:
         key = _LoadedKey(
-            str(folder), plan.mode, plan.device, plan.dtype, plan.memory.vae_tiling, plan.memory.group_offload
+            str(folder), "t2v", plan.device, plan.dtype, plan.memory.vae_tiling, plan.memory.group_offload
         )
         if key == self._key:
             return self._pipe
@@ -64,7 +64,9 @@ class Runner:
         transformers_logging.disable_progress_bar()
         family = family_module(card.family)
         dtype = getattr(torch, plan.dtype)
-        pipe = family.load_pipeline(folder, card, plan.mode, dtype)
+        # Every mode runs on the family's text-to-video pipeline: image-to-video and extension
+        # condition it, remix and refinement reuse its components in a video-to-video pipeline.
+        pipe = family.load_pipeline(folder, card, "t2v", dtype)
         self._place(pipe, plan)
         pipe.set_progress_bar_config(disable=True)
         self._key, self._pipe = key, pipe
@@ -128,12 +130,16 @@ class Runner:
         seed: int,
         *,
         tail: np.ndarray | None = None,
+        end: np.ndarray | None = None,
         on_step: StepCallback | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> WindowFrames:
-        """Generate one window of one variation, conditioned on ``tail`` (the previous window's
-        last ``window.overlap`` frames) when given, then raise it to the plan's upscale size with
-        the family's model stage if the plan says so. Frames are float32 in [0, 1]."""
+        """Generate one window of one variation, then raise it to the plan's upscale size with the
+        family's model stage if the plan says so. Frames are float32 in [0, 1].
+
+        ``tail``: frames the window must begin with (the previous window's last frames, the clip
+        being extended, or an image). ``end``: frames it must end with (extending backwards:
+        the clip's head), which only families with native conditioning (LTX-Video) accept."""
         import torch
 
         pipe = self.pipeline(card, folder, plan)
@@ -145,13 +151,18 @@ class Runner:
         callback = _StepReporter(call_plan, on_step, should_cancel)
         arguments = family.call_arguments(call_plan, generator)
         anchor: LatentAnchor | None = None
-        if tail is not None:
-            if hasattr(family, "condition_arguments"):
-                arguments.update(family.condition_arguments(tail, 0))
-            else:
-                anchor = LatentAnchor(
-                    family.encode_frames(pipe, tail), family.LATENT_FRAME_AXIS, seed + window.index
-                )
+        if hasattr(family, "condition_arguments"):
+            items = [(tail, 0)] if tail is not None else []
+            if end is not None:
+                items.append((end, window.num_frames - len(end)))
+            if items:
+                arguments.update(family.condition_arguments(items))
+        elif end is not None:
+            raise UnsupportedModeError(f"{card.id} cannot condition on a clip's end", param="model")
+        elif tail is not None:
+            anchor = LatentAnchor(
+                family.encode_frames(pipe, tail), family.LATENT_FRAME_AXIS, seed + window.index
+            )
         step_end = anchor.callback(callback) if anchor is not None else callback
         try:
             with torch.inference_mode():
@@ -172,7 +183,15 @@ class Runner:
                     _check_shape(card, native, (window.num_frames, plan.height, plan.width, 3))
                     final = native
                     if plan.upscale.method == "v2v":
-                        final = self._refine(family, call_plan, native, generator, callback)
+                        final = self._video_to_video(
+                            family,
+                            call_plan,
+                            native,
+                            (plan.upscale.width, plan.upscale.height),
+                            plan.upscale.strength,
+                            generator,
+                            callback,
+                        )
         except Cancelled:
             raise
         except torch.OutOfMemoryError as exc:
@@ -189,23 +208,70 @@ class Runner:
         _check_shape(card, final, (window.num_frames, *size, 3))
         return WindowFrames(native=native, final=final, anchored=anchor.anchored if anchor else None)
 
-    def _refine(
-        self, family: Any, plan: Plan, native: np.ndarray, generator: Any, callback: _StepReporter
+    def _video_to_video(
+        self,
+        family: Any,
+        plan: Plan,
+        frames: np.ndarray,
+        size: tuple[int, int],
+        strength: float,
+        generator: Any,
+        callback: _StepReporter,
     ) -> np.ndarray:
-        """Lanczos to the refinement size, then a low-strength video-to-video pass there."""
+        """Lanczos to ``size``, then a video-to-video pass there re-running ``strength`` of the
+        schedule: the 1080p refinement, and remix at the native size."""
         from PIL import Image
 
         from openreel.render.conditioning import to_pil
 
-        size = (plan.upscale.width, plan.upscale.height)
-        video = [image.resize(size, Image.Resampling.LANCZOS) for image in to_pil(native)]
+        video = [image.resize(size, Image.Resampling.LANCZOS) for image in to_pil(frames)]
         refiner = self.refine_pipeline(family)
         return refiner(
-            **family.refine_arguments(plan, video, plan.upscale.strength, generator),
+            **family.refine_arguments(plan, video, size, strength, generator),
             output_type="np",
             callback_on_step_end=callback,
             callback_on_step_end_tensor_inputs=["latents"],
         ).frames[0]
+
+    def run_remix(
+        self,
+        card: ModelCard,
+        folder: Path,
+        plan: Plan,
+        frames: np.ndarray,
+        seed: int,
+        *,
+        on_step: StepCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> np.ndarray:
+        """Re-render ``frames`` (the source clip at the plan's native size and frame count) with
+        the plan's prompt, re-running ``plan.inputs['strength']`` of the schedule."""
+        import torch
+
+        pipe = self.pipeline(card, folder, plan)
+        family = family_module(card.family)
+        strength = float(plan.inputs["strength"])
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        callback = _StepReporter(plan, on_step, should_cancel)
+        with torch.inference_mode():
+            if hasattr(family, "REFINE_PIPELINE"):
+                result = self._video_to_video(
+                    family, plan, frames, (plan.width, plan.height), strength, generator, callback
+                )
+            elif hasattr(family, "remix_arguments"):
+                arguments = family.call_arguments(plan, generator)
+                arguments.update(family.remix_arguments(pipe, frames, strength))
+                arguments.pop("timesteps", None)  # a distilled schedule is for full runs
+                result = pipe(
+                    **arguments,
+                    output_type="np",
+                    callback_on_step_end=callback,
+                    callback_on_step_end_tensor_inputs=["latents"],
+                ).frames[0]
+            else:
+                raise UnsupportedModeError(f"{card.id} cannot remix", param="model")
+        _check_shape(card, result, (plan.num_frames, plan.height, plan.width, 3))
+        return result
 
 
 @dataclass

@@ -69,14 +69,17 @@ def encode_frames(pipe: DiffusionPipeline, frames: np.ndarray) -> torch.Tensor:
     return latents.permute(0, 2, 1, 3, 4)
 
 
-def refine_arguments(plan: Plan, video: list, strength: float, generator: torch.Generator) -> dict[str, Any]:
-    """Keyword arguments of the refinement pass over upscaled frames (``video``, PIL images)."""
+def refine_arguments(
+    plan: Plan, video: list, size: tuple[int, int], strength: float, generator: torch.Generator
+) -> dict[str, Any]:
+    """Keyword arguments of a video-to-video pass over ``video`` (PIL images) at ``size``
+    (width, height): the 1080p refinement, and remix."""
     return {
         "video": video,
         "prompt": plan.prompt,
         "negative_prompt": plan.negative_prompt,
-        "height": plan.upscale.height,
-        "width": plan.upscale.width,
+        "height": size[1],
+        "width": size[0],
         # The pass re-runs strength x steps of the schedule: keep that at least two steps.
         "num_inference_steps": max(plan.steps, math.ceil(2 / strength)),
         "guidance_scale": plan.guidance,

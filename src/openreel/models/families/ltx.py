@@ -73,14 +73,36 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
     return arguments
 
 
-def condition_arguments(frames: np.ndarray, frame_index: int = 0) -> dict[str, Any]:
-    """Condition a call on ``frames`` (F, H, W, 3 floats in [0, 1]) placed at ``frame_index``:
-    LTX-Video's own mechanism (its condition pipeline encodes them and holds those tokens)."""
+def condition_arguments(items: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
+    """Condition a call on clips (F, H, W, 3 floats in [0, 1]) placed at frame indices: LTX-Video's
+    own mechanism (its condition pipeline encodes them and holds those tokens through the loop)."""
     from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
     from openreel.render.conditioning import to_pil
 
-    return {"conditions": [LTXVideoCondition(video=to_pil(frames), frame_index=frame_index, strength=1.0)]}
+    return {
+        "conditions": [
+            LTXVideoCondition(video=to_pil(frames), frame_index=index, strength=1.0)
+            for frames, index in items
+        ]
+    }
+
+
+def remix_arguments(pipe: DiffusionPipeline, frames: np.ndarray, strength: float) -> dict[str, Any]:
+    """Remix: start the loop from the source clip's latents noised to ``strength`` of the way
+    (the pipeline's ``latents`` + ``denoise_strength``), so its layout and motion carry over."""
+    import torch
+
+    from openreel.render.conditioning import encode_mode
+
+    vae = pipe.vae
+    latents = encode_mode(vae, frames)
+    shape = (1, -1, 1, 1, 1)
+    mean = vae.latents_mean.view(shape).to(latents)
+    std = vae.latents_std.view(shape).to(latents)
+    with torch.inference_mode():
+        normalised = (latents - mean) * vae.config.scaling_factor / std
+    return {"latents": normalised, "denoise_strength": strength}
 
 
 def upsample_and_refine(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from openreel.errors import SpecError, UnsupportedModeError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from diffusers import DiffusionPipeline
 
@@ -30,7 +31,9 @@ PIPELINES: dict[str, str] = {"t2v": "PyramidFlowPipeline", "i2v": "PyramidFlowPi
 
 
 def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
-    from openreel.models.pyramid_flow import convert
+    # diffusers loads a component class only from a module already imported: model_index.json
+    # names these, so import them all before from_pretrained.
+    from openreel.models.pyramid_flow import convert, scheduler, transformer_flux, transformer_sd3, vae  # noqa: F401
     from openreel.models.pyramid_flow.pipeline import PyramidFlowPipeline
 
     if mode not in PIPELINES:
@@ -67,9 +70,17 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
         "video_guidance_scale": video_guidance,
         "generator": generator,
     }
-    if plan.mode == "i2v":
-        image = getattr(plan, "image", None) or plan.options.get("image")
-        if image is None:
-            raise SpecError("image-to-video needs an input image", param="input_reference")
-        arguments["image"] = image
+    # Image-to-video: the Runner adds the image through ``condition_arguments``.
     return arguments
+
+
+def condition_arguments(items: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
+    """Image-to-video, as the method does it: the first frame is the given image."""
+    from openreel.errors import UnsupportedModeError
+    from openreel.render.conditioning import to_pil
+
+    if len(items) != 1 or items[0][1] != 0 or len(items[0][0]) != 1:
+        raise UnsupportedModeError(
+            "Pyramid Flow conditions only on a single first frame (image-to-video)", param="mode"
+        )
+    return {"image": to_pil(items[0][0])[0]}
