@@ -20,7 +20,11 @@ ASPECTS: dict[str, tuple[int, int]] = {"16:9": (16, 9), "9:16": (9, 16), "1:1": 
 SORA_SIZES = ("1280x720", "720x1280", "1792x1024", "1024x1792")
 # t2v: text to video; i2v: starts from ``image``; remix: re-renders ``video`` with a new prompt
 # at ``strength``; extend: continues ``video`` (forwards, or backwards with ``backward``).
-MODES = ("t2v", "i2v", "remix", "extend")
+# loop: ``video`` made to loop seamlessly (its end generated to lead into its start); blend:
+# ``video`` into ``video_b`` along an influence ``curve``; storyboard: ``cards`` (text, image or
+# video at times) become one clip.
+MODES = ("t2v", "i2v", "remix", "extend", "loop", "blend", "storyboard")
+CURVES = ("linear", "ease", "ease-in", "ease-out")
 # Sora's named remix strengths: how much of the denoising schedule is re-run over the source.
 REMIX_STRENGTHS = {"subtle": 0.3, "mild": 0.5, "strong": 0.75}
 MIN_SIDE, MAX_SIDE = 64, 3840
@@ -99,6 +103,10 @@ class VideoSpec:
     video: str | None = None
     strength: float | None = None
     backward: bool = False
+    video_b: str | None = None
+    curve: str | None = None
+    # Storyboard cards: {"at": seconds, and one of "text": prompt, "image": path, "video": path}.
+    cards: tuple[dict[str, Any], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -162,6 +170,8 @@ class VideoSpec:
             guidance=guidance,
             prompt_schedule=schedule,
             strength=strength,
+            cards=tuple(dict(card) for card in self.cards),
+            curve=self.curve or ("ease" if self.mode == "blend" else None),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -193,24 +203,56 @@ def parse_strength(value: str | float) -> float:
 
 
 def _check_mode_inputs(spec: VideoSpec) -> float | None:
-    """The inputs each mode needs, and only those; returns the checked remix strength."""
-    needs = {"i2v": "image", "remix": "video", "extend": "video"}.get(spec.mode)
-    for name in ("image", "video"):
-        given = getattr(spec, name)
-        if name == needs and not given:
-            raise SpecError(f"{spec.mode} needs an input {name}", param=name)
-        if given and name != needs:
-            raise SpecError(
-                f"an input {name} is only used by {'i2v' if name == 'image' else 'remix and extend'}",
-                param=name,
-            )
+    """The inputs each mode needs, and only those; returns the checked strength."""
+    needs = {
+        "i2v": {"image"},
+        "remix": {"video"},
+        "extend": {"video"},
+        "loop": {"video"},
+        "blend": {"video", "video_b"},
+    }.get(spec.mode, set())
+    for name in ("image", "video", "video_b"):
+        if name in needs and not getattr(spec, name):
+            raise SpecError(f"{spec.mode} needs an input {name.replace('_b', ' b')}", param=name)
+        if getattr(spec, name) and name not in needs:
+            raise SpecError(f"{spec.mode} takes no input {name.replace('_b', ' b')}", param=name)
     if spec.backward and spec.mode != "extend":
         raise SpecError("backward only applies to extend", param="backward")
-    if spec.mode == "remix":
+    if spec.curve is not None and (spec.mode != "blend" or spec.curve not in CURVES):
+        raise SpecError(f"curve applies to blend and is one of {', '.join(CURVES)}", param="curve")
+    if spec.cards and spec.mode != "storyboard":
+        raise SpecError("cards only apply to storyboard", param="cards")
+    if spec.mode == "storyboard":
+        _check_cards(spec.cards, spec.seconds)
+    if spec.mode in ("remix", "blend"):
         return parse_strength(spec.strength if spec.strength is not None else "mild")
     if spec.strength is not None:
-        raise SpecError("strength only applies to remix", param="strength")
+        raise SpecError("strength only applies to remix and blend", param="strength")
     return None
+
+
+def _check_cards(cards: Any, seconds: float) -> None:
+    if not cards:
+        raise SpecError("a storyboard needs at least one card", param="cards")
+    last = -1.0
+    for number, card in enumerate(cards, start=1):
+        if not isinstance(card, dict):
+            raise SpecError(f"card {number} is not a table with 'at' and text, image or video", param="cards")
+        kinds = [kind for kind in ("text", "image", "video") if card.get(kind)]
+        if len(kinds) != 1 or set(card) - {"at", "text", "image", "video"}:
+            raise SpecError(
+                f"card {number} needs exactly one of text, image or video (and 'at')", param="cards"
+            )
+        at = _number(card.get("at", 0), "cards")
+        if not 0 <= at < seconds:
+            raise SpecError(
+                f"card {number} at {at:g} s is outside the board (0-{seconds:g} s)", param="cards"
+            )
+        if at < last:
+            raise SpecError("cards must be in time order", param="cards")
+        last = at
+    if not any(card.get("text") for card in cards):
+        raise SpecError("a storyboard needs at least one text card to say what happens", param="cards")
 
 
 def parse_schedule_entry(text: str) -> tuple[float, str]:

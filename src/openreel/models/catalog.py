@@ -16,13 +16,28 @@ from openreel.errors import UnknownModelError
 # What each family's cards can do with the weights they name (see the family modules for how):
 # i2v and forward extension by conditioning the first frames (LTX-Video natively, the others by
 # latent anchoring); remix through a video-to-video pipeline on the same weights; backward
-# extension needs conditioning at the end of a clip, which only LTX-Video's pipeline offers.
+# extension, loops and storyboard images after the start ("keyframes") need conditioning at any
+# frame, which only LTX-Video's pipeline offers; blend re-renders a curve-weighted mix of two
+# clips, so it needs remix; storyboards need windows (every family but Pyramid Flow).
 _MODES = {
-    "cogvideox": frozenset({"t2v", "i2v", "remix", "extend", "still"}),
-    "mochi": frozenset({"t2v", "i2v", "extend", "still"}),
-    "ltx": frozenset({"t2v", "i2v", "remix", "extend", "extend_backward", "still"}),
-    "wan": frozenset({"t2v", "i2v", "remix", "extend", "still"}),
-    "hunyuan": frozenset({"t2v", "i2v", "extend", "still"}),
+    "cogvideox": frozenset({"t2v", "i2v", "remix", "extend", "blend", "storyboard", "still"}),
+    "mochi": frozenset({"t2v", "i2v", "extend", "storyboard", "still"}),
+    "ltx": frozenset(
+        {
+            "t2v",
+            "i2v",
+            "remix",
+            "extend",
+            "extend_backward",
+            "loop",
+            "blend",
+            "storyboard",
+            "keyframes",
+            "still",
+        }
+    ),
+    "wan": frozenset({"t2v", "i2v", "remix", "extend", "blend", "storyboard", "still"}),
+    "hunyuan": frozenset({"t2v", "i2v", "extend", "storyboard", "still"}),
 }
 
 FAMILIES = ("cogvideox", "mochi", "ltx", "wan", "hunyuan", "pyramid-flow")
