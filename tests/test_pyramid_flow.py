@@ -279,9 +279,10 @@ def test_tiny_image_to_video(tiny_pipe: PyramidFlowPipeline) -> None:
     image = (np.random.default_rng(0).random((48, 80, 3)) * 255).astype(np.uint8)
     from PIL import Image
 
-    arguments = family.call_arguments(
-        plan("i2v", image=Image.fromarray(image)), torch.Generator().manual_seed(0)
-    )
+    arguments = family.call_arguments(plan("i2v"), torch.Generator().manual_seed(0))
+    # The Runner adds the image the way it conditions every family: condition_arguments.
+    arguments.update(family.condition_arguments([(image[None].astype(np.float32) / 255, 0)]))
+    assert isinstance(arguments["image"], Image.Image) and arguments["image"].size == (80, 48)
     assert arguments["video_guidance_scale"] == 4.0
     calls, handle = record_transformer_inputs(tiny_pipe)
     try:
@@ -292,8 +293,9 @@ def test_tiny_image_to_video(tiny_pipe: PyramidFlowPipeline) -> None:
     # The image is unit 0: two units are generated, each with 1 step per stage, and the very first
     # denoising call already has the image latent as history.
     assert len(calls) == 6 and len(calls[0]) == 2 and calls[0][0].shape[2:] == (1, 2, 4)
-    with pytest.raises(Exception, match="input image"):
-        family.call_arguments(plan("i2v"), torch.Generator())
+    # Only a single first frame conditions Pyramid Flow: a clip or a later frame is refused.
+    with pytest.raises(Exception, match="single first frame"):
+        family.condition_arguments([(np.zeros((9, 48, 80, 3), np.float32), 0)])
 
 
 def test_tiny_round_trip_and_sd3_variant(
@@ -369,7 +371,7 @@ def test_cards_follow_the_published_lengths_and_sizes() -> None:
     by_id = {card.id: card for card in CARDS}
     assert set(by_id) == {f"pyramid-flow-{v}-{r}" for v in ("miniflux", "sd3") for r in ("384p", "768p")}
     for card in (*CARDS, TINY_CARD):
-        assert card.family == "pyramid-flow" and card.fps == 24 and card.modes == {"t2v", "i2v"}
+        assert card.family == "pyramid-flow" and card.fps == 24 and card.modes == {"t2v", "i2v", "still"}
         assert card.native_width % card.size_multiple == 0 and card.native_height % card.size_multiple == 0
     assert by_id["pyramid-flow-miniflux-384p"].frames_for(5) == 121  # 16 latent units
     assert by_id["pyramid-flow-miniflux-768p"].frames_for(10) == 241  # 31 latent units

@@ -327,6 +327,170 @@ def extend(
 
 
 @app.command()
+def loop(
+    clip: Annotated[Path, typer.Argument(help="The video to make loop.")],
+    prompt: Annotated[str, typer.Argument(help="What the clip shows (steers the re-made end).")],
+    seconds: Annotated[float | None, typer.Option(help="Length of the loop (default: the clip's).")] = None,
+    model: Model = None,
+    resolution: Resolution = None,
+    aspect: Aspect = "16:9",
+    size: Size = None,
+    fps: Fps = None,
+    style: StyleOpt = None,
+    seed: Seed = None,
+    steps: Steps = None,
+    output: Output = None,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Make a clip loop seamlessly: its end is re-made to lead into its start (conditioned on both)."""
+    from openreel.render.inputs import probe_clip
+    from openreel.spec import VideoSpec
+
+    try:
+        rate = _source_fps(fps, clip)
+        length = seconds if seconds is not None else round(probe_clip(clip).seconds * rate) / rate
+        width, height = _size(size, resolution, aspect, like=clip)
+        spec = VideoSpec(
+            prompt=prompt,
+            model=model,
+            style=style,
+            seconds=length,
+            fps=rate,
+            width=width,
+            height=height,
+            seed=seed,
+            steps=steps,
+            mode="loop",
+            video=str(clip),
+        )
+    except OpenreelError as error:
+        _fail(error)
+    _make(spec, output, quiet=quiet, dry_run=dry_run)
+
+
+@app.command()
+def blend(
+    first: Annotated[Path, typer.Argument(help="The clip the blend starts as.")],
+    second: Annotated[Path, typer.Argument(help="The clip it becomes.")],
+    prompt: Annotated[str, typer.Argument(help="What the blend shows.")] = "a smooth transition",
+    seconds: Annotated[float, typer.Option(help="Length of the blend.")] = 4.0,
+    curve: Annotated[
+        str, typer.Option(help="Influence of the second clip over time: linear, ease, ease-in or ease-out.")
+    ] = "ease",
+    strength: Annotated[
+        str, typer.Option(help="How much the model re-makes the mix (as for remix).")
+    ] = "mild",
+    model: Model = None,
+    resolution: Resolution = None,
+    aspect: Aspect = "16:9",
+    size: Size = None,
+    fps: Fps = None,
+    style: StyleOpt = None,
+    seed: Seed = None,
+    steps: Steps = None,
+    output: Output = None,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Blend two clips: the first turns into the second along an influence curve, re-made as one scene."""
+    from openreel.spec import VideoSpec
+
+    try:
+        width, height = _size(size, resolution, aspect, like=first)
+        spec = VideoSpec(
+            prompt=prompt,
+            model=model,
+            style=style,
+            seconds=seconds,
+            fps=_source_fps(fps, first),
+            width=width,
+            height=height,
+            seed=seed,
+            steps=steps,
+            mode="blend",
+            video=str(first),
+            video_b=str(second),
+            curve=curve,
+            strength=strength,
+        )
+    except OpenreelError as error:
+        _fail(error)
+    _make(spec, output, quiet=quiet, dry_run=dry_run)
+
+
+@app.command()
+def storyboard(
+    board: Annotated[Path, typer.Argument(help="A TOML storyboard: seconds, model and [[card]]s.")],
+    model: Model = None,
+    resolution: Resolution = None,
+    aspect: Aspect = "16:9",
+    size: Size = None,
+    fps: Fps = None,
+    style: StyleOpt = None,
+    seed: Seed = None,
+    steps: Steps = None,
+    output: Output = None,
+    dry_run: DryRun = False,
+    quiet: Quiet = False,
+) -> None:
+    """Render a storyboard: cards (text, image or video) placed at times become one clip.
+
+    \b
+    seconds = 8
+    model = "tiny-ltx"          # optional; --model wins
+    [[card]]
+    at = 0
+    text = "a lighthouse at dusk"
+    [[card]]
+    at = 4
+    image = "storm.png"         # paths are relative to the board file
+    """
+    from openreel.spec import VideoSpec
+
+    try:
+        data = _read_board(board)
+        cards = tuple(data["card"])
+        width, height = _size(size, resolution or data.get("resolution"), aspect)
+        spec = VideoSpec(
+            prompt=next((c["text"] for c in cards if c.get("text")), ""),
+            model=model or data.get("model"),
+            style=style or data.get("style"),
+            seconds=float(data.get("seconds", 8)),
+            fps=_source_fps(fps, None),
+            width=width,
+            height=height,
+            seed=seed,
+            steps=steps,
+            mode="storyboard",
+            cards=cards,
+        )
+    except OpenreelError as error:
+        _fail(error)
+    _make(spec, output, quiet=quiet, dry_run=dry_run)
+
+
+def _read_board(path: Path) -> dict:
+    import tomllib
+
+    from openreel.errors import SpecError
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError(f"cannot read storyboard {path}: {exc.strerror or exc}", param="board") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SpecError(f"storyboard {path} is not valid TOML: {exc}", param="board") from None
+    if not isinstance(data.get("card"), list) or not data["card"]:
+        raise SpecError(f"storyboard {path} has no [[card]] entries", param="board")
+    for card in data["card"]:
+        for kind in ("image", "video"):
+            if isinstance(card, dict) and card.get(kind):
+                card[kind] = str((path.parent / card[kind]).resolve())
+    return data
+
+
+@app.command()
 def still(
     prompt: Annotated[str, typer.Argument(help="What the picture shows.")],
     model: Model = None,

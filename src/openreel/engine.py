@@ -166,6 +166,19 @@ class Engine:
             if spec.mode == "remix":
                 # A remix keeps the clip's duration, on the output's frame grid.
                 spec = replace(spec, seconds=max(1, round(clip.seconds * spec.fps)) / spec.fps)
+            if spec.mode == "loop" and spec.seconds > clip.seconds + 1e-6:
+                raise SpecError(
+                    f"a loop keeps or shortens the clip: it is {clip.seconds:.2f} s, "
+                    f"{spec.seconds:g} s was asked",
+                    param="seconds",
+                )
+        if spec.video_b:
+            from openreel.render.inputs import probe_clip
+
+            probe_clip(spec.video_b)
+            spec = replace(spec, video_b=str(Path(spec.video_b).resolve()))
+        if spec.cards:
+            spec = replace(spec, cards=tuple(_checked_card(card) for card in spec.cards))
         from openreel.safety import check_prompt
 
         # The owner's local policy; nothing leaves the machine and nobody else approves.
@@ -225,8 +238,9 @@ class Engine:
             clock.emit("finishing", 1 - _FINISH_SHARE / 2, plan.steps)
             # Derived outputs say so: edited, with the source clip (or image) as an ingredient.
             # (An image-to-video output is a creation: its image is named in the recipe.)
-            parents = [Path(spec.video)] if spec.video else []
-            action = "c2pa.edited" if spec.video else "c2pa.created"
+            sources = [spec.video, spec.video_b, *(card.get("video") for card in spec.cards)]
+            parents = [Path(source) for source in sources if source]
+            action = "c2pa.edited" if parents else "c2pa.created"
             for path in (video, thumbnail, sprites):
                 sign_file(path, credits=credit, prompt=spec.prompt, action=action, parents=parents)
             done.append(
@@ -315,23 +329,51 @@ class Engine:
         should_cancel: Callable[[], bool] | None,
     ) -> Iterator[np.ndarray]:
         """What the model makes for this mode, at the model stage's size, as uint8 frames."""
-        import numpy as np
-
+        from openreel.plan import overlap_frames as overlap_frames_of
         from openreel.render.inputs import clip_at, load_image
         from openreel.render.post import float_to_uint8
 
         first = end = None
+        keyframes: list[tuple[np.ndarray, int]] = []
         if plan.mode == "i2v":
             first = load_image(plan.inputs["image"], plan.width, plan.height)
+        elif plan.mode == "blend":
+            size = {"width": plan.width, "height": plan.height, "fps": plan.native_fps}
+            a = _exactly(clip_at(plan.inputs["video"], **size), plan.num_frames)
+            b = _exactly(clip_at(plan.inputs["video_b"], **size), plan.num_frames)
+            weight = _curve(plan.inputs.get("curve", "ease"), plan.num_frames)[:, None, None, None]
+            # The curve-weighted mix, re-made by the model so the transition is one coherent scene.
+            made = self.runner.run_remix(
+                card,
+                folder,
+                plan,
+                (1 - weight) * a + weight * b,
+                seed,
+                on_step=clock.window_step(0),
+                should_cancel=should_cancel,
+            )
+            return float_to_uint8(made)
+        elif plan.mode == "loop":
+            source = clip_at(plan.inputs["video"], width=plan.width, height=plan.height, fps=plan.native_fps)
+            keep = round(plan.source_frames / plan.out_fps * plan.native_fps)
+            first = source[max(0, keep - plan.windows[0].overlap) : keep]
+            end = source[: plan.trailing]
+        elif plan.mode == "storyboard":
+            for index, kind, path in plan.keyframes:
+                if kind == "image":
+                    frames = load_image(path, plan.width, plan.height)
+                else:
+                    clip = clip_at(path, width=plan.width, height=plan.height, fps=plan.native_fps)
+                    frames = clip[: overlap_frames_of(card)]
+                if index == 0:
+                    first = frames
+                else:
+                    keyframes.append((frames, index))
         elif plan.mode in ("extend", "remix"):
             source = clip_at(plan.inputs["video"], width=plan.width, height=plan.height, fps=plan.native_fps)
             if plan.mode == "remix":
                 # The source on the model's frame grid: padded with its last frame to a valid count.
-                frames = source[: plan.num_frames]
-                if len(frames) < plan.num_frames:
-                    frames = np.concatenate(
-                        [frames, np.repeat(frames[-1:], plan.num_frames - len(frames), 0)]
-                    )
+                frames = _exactly(source, plan.num_frames)
                 made = self.runner.run_remix(
                     card,
                     folder,
@@ -346,7 +388,9 @@ class Engine:
                 end = source[: plan.trailing]
             else:
                 first = source[-plan.windows[0].overlap :]
-        return self._model_frames(card, folder, plan, seed, clock, should_cancel, first=first, end=end)
+        return self._model_frames(
+            card, folder, plan, seed, clock, should_cancel, first=first, end=end, keyframes=keyframes
+        )
 
     def _model_frames(
         self,
@@ -359,6 +403,7 @@ class Engine:
         *,
         first: np.ndarray | None = None,
         end: np.ndarray | None = None,
+        keyframes: list[tuple[np.ndarray, int]] | None = None,
     ) -> Iterator[np.ndarray]:
         """The clip's frames as the model stage makes them, window after window, as uint8.
 
@@ -384,6 +429,12 @@ class Engine:
                 seed,
                 tail=tail,
                 end=end if window.index == last else None,
+                # Storyboard keyframes that fall in this window's new frames, at its own index.
+                extra=[
+                    (frames, index - window.start)
+                    for frames, index in keyframes or ()
+                    if window.start + window.overlap <= index < window.start + window.num_frames
+                ],
                 on_step=clock.window_step(window.index),
                 should_cancel=should_cancel,
             )
@@ -416,14 +467,14 @@ class Engine:
             interpolate=plan.retime.method == "minterpolate",
         )
         total = plan.out_frames
-        if plan.mode == "extend":
+        if plan.source_frames != 0:
             # The clip itself, at the output's size and fps, then the new part (or new part first,
-            # extending backwards): one continuous video.
+            # extending backwards): one continuous video. A loop keeps the clip's first part.
             import itertools
 
             from openreel.render.inputs import clip_frames, probe_clip
 
-            count = round(probe_clip(plan.inputs["video"]).seconds * plan.out_fps)
+            count = plan.source_frames or round(probe_clip(plan.inputs["video"]).seconds * plan.out_fps)
             source = clip_frames(
                 plan.inputs["video"],
                 width=plan.out_width,
@@ -465,6 +516,43 @@ def _sprite_indices(total: int, tiles: int) -> set[int]:
     if total <= tiles:
         return set(range(total))
     return {round(i * (total - 1) / (tiles - 1)) for i in range(tiles)}
+
+
+def _checked_card(card: dict[str, Any]) -> dict[str, Any]:
+    """A storyboard card with its image or video checked by content and its path made absolute."""
+    from openreel.render.inputs import load_image, probe_clip
+
+    card = dict(card)
+    if card.get("image"):
+        load_image(card["image"], 64, 64)
+        card["image"] = str(Path(card["image"]).resolve())
+    if card.get("video"):
+        probe_clip(card["video"])
+        card["video"] = str(Path(card["video"]).resolve())
+    return card
+
+
+def _exactly(frames: np.ndarray, count: int) -> np.ndarray:
+    """``count`` frames: trimmed, or padded by holding the last one."""
+    import numpy as np
+
+    if len(frames) >= count:
+        return frames[:count]
+    return np.concatenate([frames, np.repeat(frames[-1:], count - len(frames), 0)])
+
+
+def _curve(name: str, count: int) -> np.ndarray:
+    """The blend's influence of the second clip over ``count`` frames, 0 -> 1."""
+    import numpy as np
+
+    t = np.linspace(0.0, 1.0, count, dtype=np.float32)
+    shapes = {
+        "linear": t,
+        "ease": t * t * (3 - 2 * t),  # smoothstep: slow out of A, slow into B
+        "ease-in": t * t,
+        "ease-out": 1 - (1 - t) ** 2,
+    }
+    return shapes[name]
 
 
 def _check_writable(output: Path, suffixes: tuple[str, ...] = (".mp4",)) -> None:

@@ -93,8 +93,13 @@ class Plan:
     # Extending backwards: the last window ends with this many frames conditioned on the clip's
     # head (dropped from the output, which continues with the clip itself).
     trailing: int = 0
-    # The editing modes' inputs, as given (paths, remix strength, direction).
+    # The editing modes' inputs, as given (paths, remix strength, direction, curve).
     inputs: dict = field(default_factory=dict)
+    # Output frames taken from the source clip itself (at the output's size and fps): None for
+    # the whole clip (extend), a count from its start (loop), 0 when the output is all new.
+    source_frames: int | None = 0
+    # Storyboard keyframes after the start: (native frame index, "image" or "video", path).
+    keyframes: tuple[tuple[int, str, str], ...] = ()
 
     def for_window(self, window: Window) -> Plan:
         """This plan as one pipeline call sees it: the window's frames and prompt."""
@@ -333,6 +338,10 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
     prompt = styled(spec.prompt)
     negative = apply_style(style, spec.prompt, spec.negative_prompt)[1] if style else spec.negative_prompt
     schedule = [(0.0, prompt)] + [(start, styled(text)) for start, text in spec.prompt_schedule]
+    if spec.mode == "storyboard":
+        # Text cards steer their segments: the first from the start, each later one from its time.
+        texts = [(float(c.get("at", 0)), str(c["text"])) for c in spec.cards if c.get("text")]
+        schedule = [(0.0, styled(texts[0][1]))] + [(at, styled(text)) for at, text in texts[1:] if at > 0]
     lead = trailing = 0
     if spec.mode == "extend":
         # New frames only; the clip's own frames come first (or last, backwards) in the output.
@@ -348,12 +357,39 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
                 )
         else:
             lead = overlap_frames(card)
-    if spec.mode == "remix" and num_frames > card.max_frames:
+    if spec.mode in ("remix", "blend") and num_frames > card.max_frames:
         raise SpecError(
-            f"{card.id} remixes clips of up to {card.max_seconds:.2f} s; this one is {spec.seconds:g} s",
-            param="video",
+            f"{card.id} {spec.mode}es clips of up to {card.max_seconds:.2f} s; {spec.seconds:g} s was asked",
+            param="seconds",
         )
-    if trailing:
+    out_frames, source_frames = spec.num_frames, 0
+    if spec.mode == "extend":
+        source_frames = None  # the whole clip, before the new part (after it, backwards)
+    if spec.mode == "loop":
+        # The clip keeps its start; its last part is re-made as a bridge that begins from the
+        # kept part's tail and ends in the clip's first frames, so the end leads into the start.
+        trailing = overlap_frames(card)
+        bridge = max(card.frame_step, round(spec.seconds * card.fps) // 3)
+        window = card.frame_step * math.ceil((bridge + 2 * trailing - 1) / card.frame_step) + 1
+        window = min(window, card.max_frames)
+        bridge = window - 2 * trailing
+        out_frames = max(1, round(bridge / card.fps * spec.fps))
+        source_frames = spec.num_frames - out_frames
+        if source_frames < 1:
+            raise SpecError(f"a loop needs a clip longer than {bridge / card.fps:.2f} s", param="seconds")
+    keyframes: tuple[tuple[int, str, str], ...] = ()
+    if spec.mode == "storyboard":
+        keyframes = tuple(
+            (round(float(c.get("at", 0)) * card.fps), kind, str(c[kind]))
+            for c in spec.cards
+            for kind in ("image", "video")
+            if c.get(kind)
+        )
+        if any(index > 0 for index, _, _ in keyframes):
+            check_mode(card, "keyframes")
+    if spec.mode == "loop":
+        windows = (Window(0, 0, window, trailing, schedule[0][1]),)
+    elif trailing:
         windows = (Window(0, 0, fresh + trailing, 0, schedule[0][1]),)
     else:
         windows = plan_windows(card, num_frames, schedule, lead=lead)
@@ -384,7 +420,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         out_width=spec.width,
         out_height=spec.height,
         out_fps=spec.fps,
-        out_frames=spec.num_frames,
+        out_frames=out_frames,
         device=hardware.device,
         dtype=hardware.dtype,
         memory=plan_memory(card, hardware, model_w, model_h, windows[0].num_frames),
@@ -394,6 +430,8 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         upscale=upscale,
         retime=plan_retime(card.fps, spec.fps),
         trailing=trailing,
+        source_frames=source_frames,
+        keyframes=keyframes,
         inputs={
             key: value
             for key, value in (
@@ -401,6 +439,8 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
                 ("video", spec.video),
                 ("strength", spec.strength),
                 ("backward", spec.backward),
+                ("video_b", spec.video_b),
+                ("curve", spec.curve),
             )
             if value
         },

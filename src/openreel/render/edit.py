@@ -38,14 +38,17 @@ def recut(source: str | Path, output: str | Path, *, start: float = 0.0, end: fl
         raise SpecError(f"cannot write {output}: folder {output.parent} does not exist", param="output")
     fps = round(info.fps)
     first, stop = math.floor(start * info.fps + 1e-6), math.ceil(end * info.fps - 1e-6)
-    with av.open(str(source)) as container, VideoWriter(
-        output, width=info.width, height=info.height, fps=fps, lossless=True
-    ) as writer:
+    with (
+        av.open(str(source)) as container,
+        VideoWriter(output, width=info.width, height=info.height, fps=fps, lossless=True) as writer,
+    ):
         for index, frame in enumerate(container.decode(video=0)):
             if index >= stop:
                 break
             if index >= first:
-                writer.write_yuv(frame if frame.format.name == "yuv420p" else frame.reformat(format="yuv420p"))
+                writer.write_yuv(
+                    frame if frame.format.name == "yuv420p" else frame.reformat(format="yuv420p")
+                )
     # The edit keeps the source's credits, when openreel made it.
     record = _source_recipe(source)
     credits = Credits.from_dict(record["credits"]) if record.get("credits") else Credits(model_id="unknown")

@@ -44,8 +44,8 @@ def load_image(path: str | Path, width: int, height: int) -> np.ndarray:
         with Image.open(path) as probe:
             if probe.width * probe.height > MAX_IMAGE_PIXELS:
                 raise SpecError(
-                    f"image {path.name} is {probe.width}x{probe.height}: more than {MAX_IMAGE_PIXELS // 10**6} "
-                    "megapixels",
+                    f"image {path.name} is {probe.width}x{probe.height}: more than "
+                    f"{MAX_IMAGE_PIXELS // 10**6} megapixels",
                     param="image",
                 )
             probe.verify()
@@ -78,17 +78,23 @@ def probe_clip(path: str | Path) -> ClipInfo:
         raise SpecError(f"{path.name} has no frames", param="video")
     info = ClipInfo(width, height, fps, frames)
     if info.seconds > MAX_CLIP_SECONDS:
-        raise SpecError(f"{path.name} is {info.seconds:.0f} s; the limit is {MAX_CLIP_SECONDS:.0f} s", param="video")
+        raise SpecError(
+            f"{path.name} is {info.seconds:.0f} s; the limit is {MAX_CLIP_SECONDS:.0f} s", param="video"
+        )
     return info
 
 
-def clip_frames(path: str | Path, *, width: int, height: int, fps: int, num_frames: int) -> Iterator[np.ndarray]:
+def clip_frames(
+    path: str | Path, *, width: int, height: int, fps: int, num_frames: int
+) -> Iterator[np.ndarray]:
     """The clip's frames as uint8 RGB at exactly width x height, fps and num_frames (streaming)."""
     from openreel.render.encode import read_frames
     from openreel.render.post import conform
 
     info = probe_clip(path)
-    return conform(read_frames(path), src_fps=info.fps, width=width, height=height, fps=fps, num_frames=num_frames)
+    return conform(
+        read_frames(path), src_fps=info.fps, width=width, height=height, fps=fps, num_frames=num_frames
+    )
 
 
 def clip_at(path: str | Path, *, width: int, height: int, fps: int) -> np.ndarray:

@@ -131,6 +131,7 @@ class Runner:
         *,
         tail: np.ndarray | None = None,
         end: np.ndarray | None = None,
+        extra: list[tuple[np.ndarray, int]] | None = None,
         on_step: StepCallback | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> WindowFrames:
@@ -139,7 +140,8 @@ class Runner:
 
         ``tail``: frames the window must begin with (the previous window's last frames, the clip
         being extended, or an image). ``end``: frames it must end with (extending backwards:
-        the clip's head), which only families with native conditioning (LTX-Video) accept."""
+        the clip's head) and ``extra`` (frames at window indices: storyboard keyframes) only
+        families with native conditioning (LTX-Video) accept."""
         import torch
 
         pipe = self.pipeline(card, folder, plan)
@@ -155,10 +157,13 @@ class Runner:
             items = [(tail, 0)] if tail is not None else []
             if end is not None:
                 items.append((end, window.num_frames - len(end)))
+            items.extend(extra or ())
             if items:
                 arguments.update(family.condition_arguments(items))
-        elif end is not None:
-            raise UnsupportedModeError(f"{card.id} cannot condition on a clip's end", param="model")
+        elif end is not None or extra:
+            raise UnsupportedModeError(
+                f"{card.id} can only be conditioned on its first frames", param="model"
+            )
         elif tail is not None:
             anchor = LatentAnchor(
                 family.encode_frames(pipe, tail), family.LATENT_FRAME_AXIS, seed + window.index
