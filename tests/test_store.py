@@ -80,9 +80,15 @@ def test_an_old_database_gains_new_columns(database_url: str) -> None:
         )
     engine.dispose()
     store = JobStore(database_url)
-    assert store.applied_migrations()[2:] == ["m003_job_progress", "m004_job_attempts"]
+    assert store.applied_migrations()[2:] == [
+        "m003_job_progress",
+        "m004_job_attempts",
+        "m005_job_kind_parents",
+        "m006_characters",
+    ]
     old = store.get("video_old")
     assert old is not None and old.progress == 0 and old.attempts == 0 and old.max_attempts == 3
+    assert (old.kind, old.parents) == ("video", [])
     claimed = store.claim("w")
     assert claimed is not None and claimed.id == "video_old" and claimed.attempts == 1
     store.close()

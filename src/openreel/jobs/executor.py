@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +27,21 @@ from openreel.spec import VideoSpec
 log = logging.getLogger("openreel.jobs")
 
 VIDEO_NAME = "video.mp4"
+# What a job makes: "video" runs the engine on a VideoSpec (every mode), "still" one image,
+# "recut" trims a finished video without any model.
+KINDS = ("video", "still", "recut")
+
+
+@dataclass(frozen=True)
+class MadeFiles:
+    """The files of an operation the engine does not make (a recut), in the engine's shape."""
+
+    video: Path
+    thumbnail: Path
+    spritesheet: Path
+    recipe: Path
+    seed: int = 0
+    variation: int = 1
 
 
 class EngineLike(Protocol):
@@ -40,6 +56,15 @@ class EngineLike(Protocol):
         spec: VideoSpec,
         *,
         output: Path,
+        on_progress: Callable[[Any], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> Any: ...
+
+    def still(
+        self,
+        spec: VideoSpec,
+        output: Path,
+        *,
         on_progress: Callable[[Any], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
     ) -> Any: ...
@@ -252,13 +277,7 @@ class LocalExecutor:
                 state["lost"] = True
 
         try:
-            spec = engine.resolve(VideoSpec.from_dict(job.spec))
-            self.store.update_progress(
-                job.id, name, fraction=0.0, stage="loading model", resolved_model=spec.model
-            )
-            result = engine.generate(
-                spec, output=directory / VIDEO_NAME, on_progress=on_progress, should_cancel=should_cancel
-            )
+            result = self._make(job, engine, name, directory, on_progress, should_cancel)
         except Cancelled:
             self._after_cancel(job, name, directory)
         except OpenreelError as exc:
@@ -279,6 +298,34 @@ class LocalExecutor:
             with self._lock:
                 self._running.pop(job.id, None)
                 self._cancelled.discard(job.id)
+
+    def _make(
+        self,
+        job: JobRecord,
+        engine: EngineLike,
+        name: str,
+        directory: Path,
+        on_progress: Callable[[Any], None],
+        should_cancel: Callable[[], bool],
+    ) -> Any:
+        if job.kind == "recut":
+            self.store.update_progress(job.id, name, fraction=0.0, stage="cutting")
+            return SimpleResult([recut_job(job.spec, directory)])
+        spec = engine.resolve(VideoSpec.from_dict(job.spec))
+        self.store.update_progress(
+            job.id, name, fraction=0.0, stage="loading model", resolved_model=spec.model
+        )
+        if job.kind == "still":
+            suffix = "." + str(spec.extra.get("format", "png"))
+            return engine.still(
+                spec,
+                output=directory / f"image{suffix}",
+                on_progress=on_progress,
+                should_cancel=should_cancel,
+            )
+        return engine.generate(
+            spec, output=directory / VIDEO_NAME, on_progress=on_progress, should_cancel=should_cancel
+        )
 
     def _finish_failed(self, job: JobRecord, name: str, directory: Path, code: str, message: str) -> None:
         if not self.store.fail(job.id, name, code, message):
@@ -317,3 +364,22 @@ class LocalExecutor:
             "spritesheet": relative(getattr(output, "spritesheet", None)),
             "recipe": relative(getattr(output, "recipe", None)),
         }
+
+
+@dataclass
+class SimpleResult:
+    outputs: list[MadeFiles]
+
+
+def recut_job(spec: dict[str, Any], directory: Path) -> MadeFiles:
+    """A recut job: the source's frames [start, end) losslessly (openreel.render.edit), then a
+    thumbnail and spritesheet like every video, so it downloads the same way."""
+    from openreel.render.edit import recut
+    from openreel.render.encode import read_frames, write_spritesheet, write_thumbnail
+
+    video = recut(spec["source"], directory / VIDEO_NAME, start=spec["start"], end=spec["end"])
+    frames = list(read_frames(video))
+    thumbnail, sprites = directory / "video.jpg", directory / "video.sprites.jpg"
+    write_thumbnail(frames[len(frames) // 2], thumbnail)
+    write_spritesheet(frames, sprites, columns=5, rows=5)
+    return MadeFiles(video, thumbnail, sprites, video.with_suffix(".json"))

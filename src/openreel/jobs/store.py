@@ -82,6 +82,23 @@ jobs = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("max_attempts", sa.Integer, nullable=False, server_default=str(DEFAULT_MAX_ATTEMPTS)),
     sa.Column("claimed_by", sa.String(200)),
+    # m005_job_kind_parents: what the job makes ("video" through the engine, "still", "recut")
+    # and the jobs it was made from (blends, storyboards, recuts; JSON list of ids).
+    sa.Column("kind", sa.String(16), nullable=False, server_default=sa.text("'video'")),
+    sa.Column("parents", sa.Text),
+)
+
+# m006_characters: a named person or creature kept per owner; ``images`` is a JSON list of
+# reference image paths on this server (the first one is what a generate request starts from).
+characters = sa.Table(
+    "characters",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("images", sa.Text, nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
 )
 
 api_keys = sa.Table(
@@ -202,6 +219,33 @@ def m004_job_attempts(conn: Connection) -> None:
     )
 
 
+@migration
+def m005_job_kind_parents(conn: Connection) -> None:
+    _add_columns(
+        conn,
+        "jobs",
+        sa.Column("kind", sa.String(16), nullable=False, server_default=sa.text("'video'")),
+        sa.Column("parents", sa.Text),
+    )
+
+
+@migration
+def m006_characters(conn: Connection) -> None:
+    table = sa.Table(
+        "characters",
+        sa.MetaData(),
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("owner", sa.String(64), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("images", sa.Text, nullable=False),
+        sa.Column("source", sa.String(16), nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+    )
+    table.create(conn)
+    # A generate request names a character by id or by name, always within one owner.
+    sa.Index("ix_characters_owner_name", table.c.owner, table.c.name).create(conn)
+
+
 # --- records --------------------------------------------------------------------------------
 
 
@@ -237,6 +281,8 @@ class JobRecord:
     attempts: int
     max_attempts: int
     claimed_by: str | None
+    kind: str = "video"
+    parents: list[str] = field(default_factory=list)
 
     @classmethod
     def from_row(cls, row: Any) -> JobRecord:
@@ -244,11 +290,28 @@ class JobRecord:
         data["spec"] = json.loads(data["spec"])
         data["extras"] = json.loads(data["extras"])
         data["outputs"] = json.loads(data["outputs"]) if data["outputs"] else []
+        data["parents"] = json.loads(data["parents"]) if data.get("parents") else []
         return cls(**data)
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+
+@dataclass
+class CharacterRecord:
+    id: str
+    owner: str
+    name: str
+    images: list[str]
+    source: str  # "images" or "video" (its first frame was taken)
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> CharacterRecord:
+        data = dict(row._mapping)
+        data["images"] = json.loads(data["images"])
+        return cls(**data)
 
 
 @dataclass
@@ -431,6 +494,8 @@ class JobStore:
         remixed_from_video_id: str | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         job_id: str | None = None,
+        kind: str = "video",
+        parents: list[str] | None = None,
     ) -> JobRecord:
         job_id = job_id or new_job_id()
         with self._write() as conn:
@@ -448,6 +513,8 @@ class JobStore:
                     extras=json.dumps(extras or {}),
                     input_reference=input_reference,
                     remixed_from_video_id=remixed_from_video_id,
+                    kind=kind,
+                    parents=json.dumps(parents) if parents else None,
                     created_at=time.time(),
                     progress=0.0,
                     attempts=0,
@@ -471,7 +538,13 @@ class JobStore:
         return JobRecord.from_row(row) if row else None
 
     def list(
-        self, owner: str, *, after: str | None = None, limit: int = 20, order: str = "desc"
+        self,
+        owner: str,
+        *,
+        after: str | None = None,
+        limit: int = 20,
+        order: str = "desc",
+        exclude_kinds: tuple[str, ...] = (),
     ) -> tuple[list[JobRecord], bool]:
         """A page of the owner's jobs in creation order and whether more follow.
 
@@ -480,6 +553,8 @@ class JobStore:
         names no job of this owner."""
         descending = order == "desc"
         query = sa.select(jobs).where(jobs.c.owner == owner, jobs.c.deleted_at.is_(None))
+        if exclude_kinds:
+            query = query.where(jobs.c.kind.not_in(exclude_kinds))
         with self._read() as conn:
             if after is not None:
                 # Deleted jobs still work as cursors: a client paging while deleting is not broken.
@@ -731,6 +806,40 @@ class JobStore:
                 if conn.execute(jobs.update().where(where).values(**values)).rowcount == 1:
                     target.append(record.id)
         return report
+
+    # --- characters ---
+
+    def add_character(
+        self, *, character_id: str, owner: str, name: str, images: list[str], source: str
+    ) -> CharacterRecord:
+        with self._write() as conn:
+            conn.execute(
+                characters.insert().values(
+                    id=character_id,
+                    owner=owner,
+                    name=name,
+                    images=json.dumps(images),
+                    source=source,
+                    created_at=time.time(),
+                )
+            )
+            row = conn.execute(sa.select(characters).where(characters.c.id == character_id)).one()
+        return CharacterRecord.from_row(row)
+
+    def get_character(self, id_or_name: str, owner: str) -> CharacterRecord | None:
+        """The owner's character with this id, else the newest one with this name."""
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(characters).where(characters.c.id == id_or_name, characters.c.owner == owner)
+            ).first()
+            if row is None:
+                row = conn.execute(
+                    sa.select(characters)
+                    .where(characters.c.name == id_or_name, characters.c.owner == owner)
+                    .order_by(characters.c.created_at.desc())
+                    .limit(1)
+                ).first()
+        return CharacterRecord.from_row(row) if row else None
 
     # --- API keys ---
 
