@@ -20,6 +20,7 @@ from PIL import Image
 from openreel.errors import Cancelled, SpecError
 from openreel.jobs.store import IN_PROGRESS, QUEUED, JobRecord
 from openreel.models.catalog import get_card
+from openreel.plan import check_mode
 from openreel.server.app import build_app
 from openreel.server.auth import Principal, UnsafeBindError, authenticate, check_bind, create_api_key
 from openreel.server.openai_videos import check_image, poll_after_ms
@@ -44,6 +45,7 @@ class FakeEngine:
 
     def plan(self, spec):
         card = get_card(spec.model)
+        check_mode(card, "extend_backward" if spec.backward else spec.mode)
         if card.frames_for(spec.seconds) > card.max_frames:
             raise SpecError(f"{card.id} makes at most {card.max_seconds:.2f} s", param="seconds")
         return SimpleNamespace(steps=4)
@@ -73,6 +75,15 @@ class FakeEngine:
             recipe=recipe,
             seed=spec.seed or 5,
             variation=1,
+        )
+        return SimpleNamespace(outputs=[out])
+
+    def still(self, spec, output: Path, *, on_progress=None, should_cancel=None):
+        Image.new("RGB", (spec.width, spec.height), (1, 2, 3)).save(output)
+        recipe = output.with_suffix(".json")
+        recipe.write_text("{}")
+        out = SimpleNamespace(
+            video=output, thumbnail=output, spritesheet=output, recipe=recipe, seed=7, variation=1
         )
         return SimpleNamespace(outputs=[out])
 
@@ -257,7 +268,7 @@ def test_not_found_everywhere(client: TestClient) -> None:
     assert_error(client.get("/v1/videos", params={"after": "video_nope"}), 404, param="after")
     assert_error(client.put("/v1/videos"), 405, "method_not_allowed")
     assert_error(client.get("/v1/videos", params={"limit": 0}), 400, param="limit")
-    assert_error(client.post("/v1/videos/video_x/remix", json={"prompt": "x"}), 400, "unsupported_mode")
+    assert_error(client.post("/v1/videos/video_x/remix", json={"prompt": "x"}), 404, "video_not_found")
 
 
 def test_list_pages_in_both_orders(client: TestClient) -> None:
@@ -331,9 +342,15 @@ def test_input_reference_uploads_are_checked_by_content(client: TestClient, sett
             "/v1/videos", data={"prompt": "from an image"}, files={"input_reference": (name, data, mime)}
         )
 
-    # A good image reaches the mode check: no tiny model starts from an image yet.
-    error = assert_error(create(png()), 400, "unsupported_mode", "input_reference")
-    assert "tiny-wan" in error["message"]
+    # A good image makes an image-to-video job that starts from the stored upload.
+    response = create(png())
+    assert response.status_code == 200, response.text
+    video = response.json()
+    assert video["openreel"]["operation"] == "i2v" and video["openreel"]["has_input_reference"]
+    job = client.app.state.store.get(video["id"])
+    assert job.spec["image"] == job.input_reference and Path(job.input_reference).is_file()
+    assert Path(job.input_reference).parent == settings.uploads_path
+    assert wait_for(client, video["id"])["status"] == "completed"
     assert_error(
         create(b"#!/bin/sh\necho not an image\n", "ref.png"), 400, "invalid_image", "input_reference"
     )
@@ -344,9 +361,16 @@ def test_input_reference_uploads_are_checked_by_content(client: TestClient, sett
     assert_error(create(b"\0" * (settings.max_upload_bytes + 1)), 413, "file_too_large")
     data_url = "data:image/png;base64," + base64.b64encode(png()).decode()
     as_json = client.post("/v1/videos", json={"prompt": "x", "input_reference": {"image_url": data_url}})
-    assert_error(as_json, 400, "unsupported_mode")
+    assert as_json.status_code == 200 and as_json.json()["openreel"]["operation"] == "i2v"
     as_form = client.post("/v1/videos", data={"prompt": "x", "input_reference[image_url]": data_url})
-    assert_error(as_form, 400, "unsupported_mode")
+    assert as_form.status_code == 200 and as_form.json()["openreel"]["operation"] == "i2v"
+    assert_error(
+        client.post(
+            "/v1/videos", json={"prompt": "x", "input_reference": {"image_url": data_url}, "character": "c"}
+        ),
+        400,
+        param="character",
+    )
     remote = client.post(
         "/v1/videos", json={"prompt": "x", "input_reference": {"image_url": "http://10.0.0.1/a.png"}}
     )
@@ -356,7 +380,9 @@ def test_input_reference_uploads_are_checked_by_content(client: TestClient, sett
         400,
         "unsupported_parameter",
     )
-    assert client.get("/v1/videos").json()["data"] == []
+    # Only the three good requests were queued; the refused ones left no upload behind.
+    assert len(client.get("/v1/videos").json()["data"]) == 3
+    assert len(list(settings.uploads_path.iterdir())) == 3
 
 
 def test_pixel_bombs_are_refused_before_decoding() -> None:
@@ -504,3 +530,332 @@ def test_shutdown_hands_a_running_job_back_to_the_queue(settings: Settings) -> N
     job = store.get(video["id"])  # the lifespan has stopped the workers
     assert (job.status, job.attempts, job.claimed_by) == (QUEUED, 0, None)
     assert not (settings.outputs_path / video["id"]).exists()
+
+
+# --- editing modes (issue 4) ---
+
+
+def finished(client: TestClient, headers=None, **body) -> dict:
+    body = {"prompt": "a kite", "model": "tiny-ltx", **body}
+    response = client.post("/v1/videos", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    video = wait_for(client, response.json()["id"], headers=headers)
+    assert video["status"] == "completed"
+    return video
+
+
+def spec_of(client: TestClient, video_id: str) -> dict:
+    return client.app.state.store.get(video_id).spec
+
+
+def test_remix_edit_and_extend_record_their_parent(client: TestClient, settings: Settings) -> None:
+    parent = finished(client, size="256x128", seconds="1", fps=12)
+    source = str(settings.outputs_path / parent["id"] / "video.mp4")
+
+    remix = client.post(f"/v1/videos/{parent['id']}/remix", json={"prompt": "snow", "strength": "subtle"})
+    assert remix.status_code == 200, remix.text
+    remix = remix.json()
+    assert remix["remixed_from_video_id"] == parent["id"] and remix["openreel"]["operation"] == "remix"
+    assert (remix["size"], remix["seconds"], remix["model"]) == ("256x128", "1", "tiny-ltx")
+    assert remix["openreel"]["strength"] == 0.3
+    assert spec_of(client, remix["id"])["video"] == source and spec_of(client, remix["id"])["fps"] == 12
+    custom = client.post(f"/v1/videos/{parent['id']}/remix", json={"prompt": "rain", "strength": 0.35})
+    assert custom.json()["openreel"]["strength"] == 0.35
+
+    # The SDK's edit and extend: multipart with video[id].
+    edit = client.post(
+        "/v1/videos/edits", files={"prompt": (None, "dusk"), "video[id]": (None, parent["id"])}
+    )
+    assert edit.status_code == 200, edit.text
+    assert edit.json()["remixed_from_video_id"] == parent["id"] and edit.json()["openreel"]["strength"] == 0.5
+
+    fields = {"prompt": (None, "higher"), "seconds": (None, "2"), "video[id]": (None, parent["id"])}
+    extend = client.post("/v1/videos/extensions", files=fields)
+    assert extend.status_code == 200, extend.text
+    extend = extend.json()
+    # The SDK's seconds of an extension is the stitched total; the spec holds the added part.
+    assert extend["seconds"] == "3" and spec_of(client, extend["id"])["seconds"] == 2
+    assert extend["remixed_from_video_id"] == parent["id"] and extend["openreel"]["operation"] == "extend"
+    backward = client.post("/v1/videos/extensions", files={**fields, "backward": (None, "true")}).json()
+    assert backward["openreel"]["backward"] is True and backward["seconds"] == "3"
+    for video in (remix, edit.json(), extend, backward):
+        assert wait_for(client, video["id"])["status"] == "completed"
+
+
+def test_editing_errors_are_clear(client: TestClient) -> None:
+    FakeEngine.gate = threading.Event()
+    running = client.post("/v1/videos", json={"prompt": "still going", "model": "tiny-ltx"}).json()
+    assert_error(
+        client.post(f"/v1/videos/{running['id']}/remix", json={"prompt": "x"}), 409, "video_not_ready"
+    )
+    FakeEngine.gate.set()
+    wait_for(client, running["id"])
+    mochi = finished(client, model="tiny-mochi")
+    error = assert_error(
+        client.post(f"/v1/videos/{mochi['id']}/remix", json={"prompt": "x"}), 400, "unsupported_mode", "model"
+    )
+    assert "tiny-ltx" in error["message"] and "tiny-mochi" in error["message"]
+    parent = finished(client)
+    remix = f"/v1/videos/{parent['id']}/remix"
+    assert_error(client.post(remix, json={"prompt": "x", "strength": "huge"}), 400, param="strength")
+    assert_error(client.post(remix, json={"prompt": "x", "strength": 1.5}), 400, param="strength")
+    assert_error(
+        client.post(remix, json={"prompt": "x", "colour": "red"}), 400, "unknown_parameter", "colour"
+    )
+    assert_error(client.post(remix, json={"prompt": "x", "variation": 2}), 400, param="variation")
+    assert_error(client.post(remix, json={"prompt": "x", "model": "sora-3"}), 400, "model_not_found")
+    assert_error(client.post(remix, json={}), 400, "missing_required_parameter", "prompt")
+    edits = "/v1/videos/edits"
+    assert_error(client.post(edits, files={"prompt": (None, "x")}), 400, param="video")
+    both = {"prompt": (None, "x"), "video[id]": (None, parent["id"]), "video": ("a.mp4", b"mp4", "video/mp4")}
+    assert_error(client.post(edits, files=both), 400, param="video")
+    garbage = {"prompt": (None, "x"), "video": ("a.mp4", b"not a video at all", "video/mp4")}
+    assert_error(client.post(edits, files=garbage), 400, "invalid_video", "video")
+    assert_error(client.post(edits, files={"prompt": (None, "x"), "video[id]": (None, "video_nope")}), 404)
+    extension = {"prompt": (None, "x"), "video[id]": (None, parent["id"])}
+    assert_error(client.post("/v1/videos/extensions", files={**extension, "seconds": (None, "abc")}), 400)
+    assert_error(client.post("/v1/videos/extensions", files=extension), 400, "missing_required_parameter")
+    wan = finished(client, model="tiny-wan")
+    error = assert_error(
+        client.post(
+            "/v1/videos/extensions",
+            files={
+                "prompt": (None, "x"),
+                "seconds": (None, "1"),
+                "video[id]": (None, wan["id"]),
+                "backward": (None, "1"),
+            },
+        ),
+        400,
+        "unsupported_mode",
+        "model",
+    )
+    assert "backward" in error["message"] and "tiny-ltx" in error["message"]
+    # Only the finished parents are listed: nothing refused was queued or left behind.
+    assert len(client.get("/v1/videos").json()["data"]) == 4
+    assert not client.app.state.settings.uploads_path.exists() or not any(
+        client.app.state.settings.uploads_path.iterdir()
+    )
+
+
+def test_another_owners_video_is_not_a_source(client: TestClient) -> None:
+    parent = finished(client)
+    client.app.dependency_overrides[authenticate] = lambda: Principal(owner="mallory")
+    for path, body in (
+        (f"/v1/videos/{parent['id']}/remix", {"prompt": "x"}),
+        ("/v1/openreel/recut", {"video_id": parent["id"], "end": 0.5}),
+        ("/v1/openreel/loop", {"video_id": parent["id"]}),
+        ("/v1/openreel/blend", {"video_id": parent["id"], "video_id_b": parent["id"]}),
+    ):
+        assert_error(client.post(path, json=body), 404, "video_not_found")
+    client.app.dependency_overrides.clear()
+
+
+def test_characters_start_videos_from_their_image(client: TestClient, settings: Settings) -> None:
+    files = [("image", ("a.png", png(), "image/png")), ("image", ("b.png", png(24, 24), "image/png"))]
+    response = client.post("/v1/videos/characters", data={"name": "mira"}, files=files)
+    assert response.status_code == 200, response.text
+    character = response.json()
+    assert character["id"].startswith("char_") and character["name"] == "mira"
+    assert (character["reference_images"], character["source"]) == (2, "images")
+    assert client.get(f"/v1/videos/characters/{character['id']}").json() == character
+    for ref in (character["id"], "mira"):
+        video = client.post(
+            "/v1/videos", json={"prompt": "mira waves", "model": "tiny-ltx", "character": ref}
+        )
+        assert video.status_code == 200, video.text
+        assert video.json()["openreel"]["operation"] == "i2v" and video.json()["openreel"]["character"] == ref
+        job = client.app.state.store.get(video.json()["id"])
+        assert job.spec["image"].endswith("ref-0.png") and job.input_reference is None
+        wait_for(client, job.id)
+        client.delete(f"/v1/videos/{job.id}")  # the character's image is not the job's to delete
+        assert Path(job.spec["image"]).is_file()
+    assert_error(
+        client.post("/v1/videos", json={"prompt": "x", "character": "nobody"}), 404, "character_not_found"
+    )
+    assert_error(client.post("/v1/videos/characters", data={"name": "empty"}), 400, param="video")
+    assert_error(
+        client.post("/v1/videos/characters", files=[("image", ("a.png", png(), "image/png"))]),
+        400,
+        param="name",
+    )
+    bad = [("image", ("a.png", b"nope", "image/png"))]
+    assert_error(
+        client.post("/v1/videos/characters", data={"name": "x"}, files=bad), 400, "invalid_image", "image"
+    )
+    assert_error(client.get("/v1/videos/characters/char_nope"), 404, "character_not_found")
+    client.app.dependency_overrides[authenticate] = lambda: Principal(owner="mallory")
+    assert_error(client.get(f"/v1/videos/characters/{character['id']}"), 404)
+    assert_error(client.post("/v1/videos", json={"prompt": "x", "character": "mira"}), 404)
+    client.app.dependency_overrides.clear()
+
+
+def test_loop_blend_and_storyboard_record_parents(client: TestClient, settings: Settings) -> None:
+    a = finished(client, size="256x128", seconds="1")
+    b = finished(client, prompt="a boat", size="256x128", seconds="1")
+    loop = client.post("/v1/openreel/loop", json={"video_id": a["id"]})
+    assert loop.status_code == 200, loop.text
+    loop = loop.json()
+    assert loop["openreel"]["parents"] == [a["id"]] and loop["openreel"]["operation"] == "loop"
+    assert (loop["seconds"], loop["size"], loop["prompt"]) == ("1", "256x128", "a kite")
+    assert client.post("/v1/openreel/loop", json={"video_id": a["id"], "seconds": 2}).json()["seconds"] == "2"
+    wan = finished(client, model="tiny-wan")
+    error = assert_error(
+        client.post("/v1/openreel/loop", json={"video_id": wan["id"]}), 400, "unsupported_mode"
+    )
+    assert "tiny-ltx" in error["message"]
+
+    blend = client.post(
+        "/v1/openreel/blend",
+        json={
+            "video_id": a["id"],
+            "video_id_b": b["id"],
+            "seconds": "2",
+            "curve": "ease-in",
+            "strength": "strong",
+        },
+    ).json()
+    assert blend["openreel"]["parents"] == [a["id"], b["id"]] and blend["openreel"]["strength"] == 0.75
+    assert spec_of(client, blend["id"])["curve"] == "ease-in" and blend["prompt"] == "a kite, then a boat"
+    assert_error(
+        client.post(
+            "/v1/openreel/blend", json={"video_id": a["id"], "video_id_b": b["id"], "curve": "wobbly"}
+        ),
+        400,
+        param="curve",
+    )
+
+    data_url = "data:image/png;base64," + base64.b64encode(png()).decode()
+    cards = [{"at": 0, "text": "dawn"}, {"at": 1, "image_url": data_url}, {"at": 2, "video_id": b["id"]}]
+    board = client.post("/v1/openreel/storyboard", json={"cards": cards, "seconds": "3", "model": "tiny-ltx"})
+    assert board.status_code == 200, board.text
+    board = board.json()
+    assert board["openreel"]["parents"] == [b["id"]] and board["prompt"] == "dawn" and board["seconds"] == "3"
+    stored = spec_of(client, board["id"])["cards"]
+    assert stored[1]["image"].startswith(str(settings.uploads_path / board["id"]))
+    assert stored[2]["video"] == str(settings.outputs_path / b["id"] / "video.mp4")
+    # Multipart, the image uploaded as cards[1][image].
+    form = {
+        "cards[0][at]": (None, "0"),
+        "cards[0][text]": (None, "dusk"),
+        "cards[1][at]": (None, "0.5"),
+        "cards[1][image]": ("c.png", png(), "image/png"),
+        "seconds": (None, "1"),
+        "model": (None, "tiny-ltx"),
+    }
+    as_form = client.post("/v1/openreel/storyboard", files=form)
+    assert as_form.status_code == 200, as_form.text
+    for video in (loop, blend, board, as_form.json()):
+        assert wait_for(client, video["id"])["status"] == "completed"
+    client.delete(f"/v1/videos/{board['id']}")
+    assert not (settings.uploads_path / board["id"]).exists()
+
+    story = "/v1/openreel/storyboard"
+    assert_error(client.post(story, json={"cards": [{"at": 0, "image_url": data_url}]}), 400, param="cards")
+    assert_error(client.post(story, json={"cards": []}), 400, param="cards")
+    two = [{"at": 0, "text": "a", "video_id": a["id"]}]
+    assert_error(client.post(story, json={"cards": two}), 400, param="cards.0")
+    late = [{"at": 0, "text": "a"}, {"at": 9, "text": "b"}]
+    assert_error(
+        client.post(story, json={"cards": late, "seconds": "2", "model": "tiny-ltx"}), 400, param="cards"
+    )
+    assert_error(
+        client.post(story, json={"cards": [{"at": 0, "text": "a"}, {"at": 1, "video_id": "video_nope"}]}), 404
+    )
+    assert_error(
+        client.post(
+            story,
+            json={"cards": [{"at": 0, "text": "a"}, {"at": 1, "image_url": "data:image/png;base64,AAAA"}]},
+        ),
+        400,
+        "invalid_image",
+    )
+    assert sorted(p.name for p in settings.uploads_path.iterdir()) == [as_form.json()["id"]]
+
+
+def test_recut_is_a_job_with_its_parent(client: TestClient) -> None:
+    parent = finished(client, seconds="2", fps=8)
+    recut = client.post("/v1/openreel/recut", json={"video_id": parent["id"], "start": 0.5, "end": 1.5})
+    assert recut.status_code == 200, recut.text
+    recut = recut.json()
+    assert recut["seconds"] == "1" and recut["openreel"]["operation"] == "recut"
+    assert recut["openreel"]["parents"] == [parent["id"]] and recut["size"] == parent["size"]
+    assert recut["id"] in [v["id"] for v in client.get("/v1/videos").json()["data"]]
+    whole = client.post("/v1/openreel/recut", json={"video_id": parent["id"], "start": 1}).json()
+    assert whole["seconds"] == "1"
+    assert_error(
+        client.post("/v1/openreel/recut", json={"video_id": parent["id"], "end": 3}), 400, param="end"
+    )
+    bad = {"video_id": parent["id"], "start": 1.5, "end": 1}
+    assert_error(client.post("/v1/openreel/recut", json=bad), 400, param="start")
+    assert_error(
+        client.post("/v1/openreel/recut", json={"video_id": parent["id"], "start": -1}), 400, param="start"
+    )
+    assert_error(client.post("/v1/openreel/recut", json={"video_id": "video_nope"}), 404, "video_not_found")
+
+
+def test_stills_and_the_images_api(client: TestClient) -> None:
+    response = client.post(
+        "/v1/images/generations", json={"model": "tiny-ltx", "prompt": "a lighthouse", "size": "96x64"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["output_format"] == "png" and body["size"] == "96x64" and len(body["data"]) == 1
+    with Image.open(io.BytesIO(base64.b64decode(body["data"][0]["b64_json"]))) as image:
+        assert (image.format, image.size) == ("PNG", (96, 64))
+    as_url = client.post(
+        "/v1/images/generations",
+        json={
+            "model": "tiny-ltx",
+            "prompt": "a lighthouse",
+            "size": "96x64",
+            "response_format": "url",
+            "output_format": "webp",
+        },
+    ).json()
+    url = as_url["data"][0]["url"]
+    assert url.startswith("http://testserver/v1/openreel/stills/still_") and url.endswith("/content")
+    image = client.get(url.removeprefix("http://testserver"))
+    assert image.status_code == 200 and image.headers["content-type"] == "image/webp"
+    still_id = url.split("/")[-2]
+    still = client.get(f"/v1/openreel/stills/{still_id}").json()
+    assert (still["object"], still["status"], still["format"]) == ("openreel.still", "completed", "webp")
+    # Stills are not videos: neither listed nor retrievable there.
+    assert client.get("/v1/videos").json()["data"] == []
+    assert_error(client.get(f"/v1/videos/{still_id}"), 404)
+    queued = client.post(
+        "/v1/openreel/stills", json={"prompt": "a boat", "model": "tiny-wan", "size": "96x64"}
+    ).json()
+    assert queued["status"] in ("queued", "in_progress", "completed") and queued["id"].startswith("still_")
+    assert_error(client.post("/v1/images/generations", json={"prompt": "x", "n": 2}), 400, param="n")
+    assert_error(
+        client.post("/v1/images/generations", json={"prompt": "x", "model": "dall-e-3"}),
+        400,
+        "model_not_found",
+    )
+    assert_error(
+        client.post("/v1/images/generations", json={"prompt": "x", "quality": "hd"}), 400, "unknown_parameter"
+    )
+    assert_error(
+        client.post("/v1/images/generations", json={"prompt": "x", "size": "big"}), 400, param="size"
+    )
+    assert_error(client.get("/v1/openreel/stills/still_nope"), 404, "still_not_found")
+
+
+def test_editing_routes_are_in_the_openapi_document(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {
+        "/v1/videos/{video_id}/remix",
+        "/v1/videos/edits",
+        "/v1/videos/extensions",
+        "/v1/videos/characters",
+        "/v1/videos/characters/{character_id}",
+        "/v1/openreel/recut",
+        "/v1/openreel/loop",
+        "/v1/openreel/blend",
+        "/v1/openreel/storyboard",
+        "/v1/openreel/stills",
+        "/v1/images/generations",
+    } <= set(paths)
+    assert "multipart/form-data" in paths["/v1/videos/edits"]["post"]["requestBody"]["content"]
+    assert "first reference image" in paths["/v1/videos/characters"]["post"]["description"]

@@ -16,13 +16,14 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -53,6 +54,7 @@ from openreel.server.protocol import (
 from openreel.server.settings import Settings
 
 log = logging.getLogger("openreel.server")
+RequestModel = TypeVar("RequestModel", bound=BaseModel)
 
 IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
 VARIANTS = {
@@ -153,6 +155,16 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def remove_upload(path: str | None) -> None:
+    """A job's uploads: one file (an input_reference) or its folder (a storyboard's cards)."""
+    if not path:
+        return
+    if Path(path).is_dir():
+        remove_job_files(Path(path))
+    else:
+        Path(path).unlink(missing_ok=True)
+
+
 def poll_after_ms(
     job: JobRecord, *, position: int, running_etas: list[float | None], workers: int, settings: Settings
 ) -> int | None:
@@ -198,6 +210,11 @@ class OpenAIServingVideos:
             attempts=job.attempts,
             has_input_reference=job.input_reference is not None,
             outputs=[OpenreelOutput(variation=o["variation"], seed=o["seed"]) for o in job.outputs],
+            operation="recut" if job.kind == "recut" else job.spec.get("mode", "t2v"),
+            parents=job.parents,
+            strength=job.spec.get("strength") if job.kind == "video" else None,
+            backward=job.spec.get("backward") or None if job.kind == "video" else None,
+            character=job.extras.get("character"),
         )
         return Video(
             id=job.id,
@@ -219,7 +236,7 @@ class OpenAIServingVideos:
 
     def _get(self, video_id: str, owner: str) -> JobRecord:
         job = self.store.get(video_id, owner)
-        if job is None:
+        if job is None or job.kind == "still":  # stills have their own routes (/v1/openreel/stills)
             raise NotFound(f"no video with id {video_id!r}", param="video_id", code="video_not_found")
         return job
 
@@ -247,36 +264,51 @@ class OpenAIServingVideos:
             image = check_image(
                 upload, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels
             )
+        start_image: str | None = None
+        if request.character is not None:
+            if image is not None:
+                raise ApiError(
+                    "give either input_reference or character: both say what the video starts from",
+                    param="character",
+                )
+            character = self.store.get_character(request.character, owner)
+            if character is None:
+                raise NotFound(
+                    f"no character {request.character!r}; POST /v1/videos/characters makes one",
+                    param="character",
+                    code="character_not_found",
+                )
+            # The character's own file: the job must not own (and delete) it.
+            start_image = character.images[0]
         # Only catalog ids: the engine would also take a folder path, which must not let a
         # client name files on the server.
         card = get_card(model)
-        mode = "t2v"
-        if image is not None:
-            mode = "i2v"
-            if mode not in card.modes:
-                able = [c.id for c in all_cards() if mode in c.modes]
-                raise UnsupportedModeError(
-                    f"{card.id} cannot start from an image (input_reference); models that can: "
-                    f"{', '.join(able) or 'none yet'}",
-                    param="input_reference",
-                )
-        spec = request.to_spec(
-            model=model,
-            default_size=settings.default_size,
-            default_seconds=settings.default_seconds,
-            mode=mode,
-        )
-        resolved = self.executor.check(spec)
         job_id = new_job_id()
         reference: str | None = None
         if image is not None:
+            if "i2v" not in card.modes:  # before anything is written
+                self._unable(card.id, "input_reference")
             path = settings.uploads_path / f"{job_id}{image.suffix}"
             write_atomically(path, image.data)
-            reference = str(path)
-            resolved_dict = resolved.to_dict()
-            resolved_dict["extra"] = {**resolved_dict.get("extra", {}), "input_reference": reference}
-        else:
-            resolved_dict = resolved.to_dict()
+            reference = start_image = str(path)
+        mode = "i2v" if start_image else "t2v"
+        if mode == "i2v" and "i2v" not in card.modes:
+            self._unable(card.id, "character")
+        try:
+            spec = request.to_spec(
+                model=model,
+                default_size=settings.default_size,
+                default_seconds=settings.default_seconds,
+                mode=mode,
+            )
+            resolved = self.executor.check(replace(spec, image=start_image))
+        except BaseException:
+            if reference:
+                Path(reference).unlink(missing_ok=True)
+            raise
+        extras = request.extras()
+        if request.character is not None:
+            extras["character"] = request.character
         job = self.store.create_job(
             job_id=job_id,
             owner=owner,
@@ -285,13 +317,21 @@ class OpenAIServingVideos:
             prompt=resolved.prompt,
             size=resolved.size,
             seconds=f"{resolved.seconds:g}",
-            spec=resolved_dict,
-            extras=request.extras(),
+            spec=resolved.to_dict(),
+            extras=extras,
             input_reference=reference,
             max_attempts=settings.max_attempts,
         )
         self.executor.notify()
         return self.to_video(job, queue_position=self.store.queue_position(job))
+
+    @staticmethod
+    def _unable(model: str, param: str) -> None:
+        able = [c.id for c in all_cards() if "i2v" in c.modes]
+        raise UnsupportedModeError(
+            f"{model} cannot start from an image ({param}); models that can: {', '.join(able) or 'none yet'}",
+            param=param,
+        )
 
     def retrieve(self, video_id: str, owner: str) -> tuple[Video, int | None]:
         job = self._get(video_id, owner)
@@ -308,7 +348,9 @@ class OpenAIServingVideos:
 
     def list(self, owner: str, *, after: str | None, limit: int, order: str) -> VideoList:
         try:
-            jobs, has_more = self.store.list(owner, after=after, limit=limit, order=order)
+            jobs, has_more = self.store.list(
+                owner, after=after, limit=limit, order=order, exclude_kinds=("still",)
+            )
         except KeyError:
             raise NotFound(
                 f"no video with id {after!r} to list after", param="after", code="video_not_found"
@@ -329,8 +371,7 @@ class OpenAIServingVideos:
         # (removing it under a writing encoder would only turn the cancel into an error).
         if not self.executor.cancel(job.id) and job.status != IN_PROGRESS:
             remove_job_files(self.executor.job_dir(job.id))
-        if job.input_reference:
-            Path(job.input_reference).unlink(missing_ok=True)
+        remove_upload(job.input_reference)
         return VideoDeleted(id=job.id)
 
     def content_path(self, video_id: str, owner: str, variant: str, variation: int) -> tuple[Path, str]:
@@ -429,40 +470,70 @@ def _validation_error(exc: ValidationError) -> ApiError:
     return ApiError(f"Invalid value for '{param}': {first['msg']}", param=param, code="invalid_value")
 
 
-async def read_create_body(request: Request, settings: Settings) -> tuple[VideoCreateRequest, bytes | None]:
-    """The create body as the SDK sends it (multipart: fields, bracketed nested fields, a file) or
-    as JSON (older SDKs, curl)."""
+@dataclass
+class RequestBody:
+    """A request body as plain data: ``fields`` nested by the brackets of multipart names
+    (``video[id]`` -> ``{"video": {"id": ...}}``, ``cards[0][at]`` -> ``{"cards": [{"at": ...}]}``),
+    ``files`` the uploaded parts' bytes by their full names."""
+
+    fields: dict[str, Any]
+    files: dict[str, list[bytes]]
+
+    def file(self, name: str) -> bytes | None:
+        parts = self.files.get(name)
+        return parts[0] if parts else None
+
+
+def _nest(fields: dict[str, Any], key: str, value: Any) -> None:
+    head, _, rest = key.partition("[")
+    path = [head] + ([part.rstrip("]") for part in ("[" + rest).split("[")[1:]] if rest else [])
+    target = fields
+    for part in path[:-1]:
+        child = target.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ApiError(f"'{key}' conflicts with another field", param=head, code="invalid_value")
+        target = child
+    target[path[-1]] = value
+
+
+def _lists(value: Any) -> Any:
+    """Bracketed indices (``cards[0]``, ``cards[1]``) become lists, in index order."""
+    if isinstance(value, dict):
+        value = {key: _lists(item) for key, item in value.items()}
+        if value and all(key.isdigit() for key in value):
+            return [value[key] for key in sorted(value, key=int)]
+    return value
+
+
+async def read_body(
+    request: Request, settings: Settings, *, file_fields: Callable[[str], bool] = lambda name: False
+) -> RequestBody:
+    """A body as the SDK sends it (multipart: fields, bracketed nested fields, files) or as JSON
+    (remix, images, older SDKs, curl). A file under a name ``file_fields`` does not accept is a
+    400; each file part is limited to the upload size (images) or the body size (videos)."""
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.max_body_bytes:
         raise PayloadTooLarge(f"the request is {length} bytes; the limit is {settings.max_body_bytes} bytes")
     content_type = request.headers.get("content-type", "")
-    upload: bytes | None = None
+    files: dict[str, list[bytes]] = {}
     if content_type.startswith("multipart/form-data") or content_type.startswith(
         "application/x-www-form-urlencoded"
     ):
-        form = await request.form(max_files=4, max_fields=64)
+        form = await request.form(max_files=16, max_fields=256)
         try:
             fields: dict[str, Any] = {}
             for key, value in form.multi_items():
                 if isinstance(value, UploadFile):
-                    if key != "input_reference":
+                    if not file_fields(key):
                         raise ApiError(
                             f"Unknown file parameter: '{key}'.", param=key, code="unknown_parameter"
                         )
-                    if value.size is not None and value.size > settings.max_upload_bytes:
-                        raise PayloadTooLarge(
-                            f"the image is {value.size} bytes; "
-                            f"the limit is {settings.max_upload_bytes} bytes",
-                            param="input_reference",
-                            code="file_too_large",
-                        )
-                    upload = await value.read()
-                elif key.startswith("input_reference[") and key.endswith("]"):
-                    fields.setdefault("input_reference", {})[key[len("input_reference[") : -1]] = value
+                    files.setdefault(key, []).append(await value.read())
                 else:
-                    fields[key] = value
+                    _nest(fields, key, value)
         finally:
             await form.close()
+        fields = _lists(fields)
     else:
         raw = await request.body()
         try:
@@ -471,10 +542,27 @@ async def read_create_body(request: Request, settings: Settings) -> tuple[VideoC
             raise ApiError("the body is neither JSON nor a multipart form", code="invalid_json") from None
         if not isinstance(fields, dict):
             raise ApiError("the JSON body must be an object", code="invalid_json")
+    return RequestBody(fields, files)
+
+
+def parse_body(model: type[RequestModel], fields: dict[str, Any]) -> RequestModel:
     try:
-        return VideoCreateRequest.model_validate(fields), upload
+        return model.model_validate(fields)
     except ValidationError as exc:
         raise _validation_error(exc) from None
+
+
+async def read_create_body(request: Request, settings: Settings) -> tuple[VideoCreateRequest, bytes | None]:
+    """The create body: fields, and the input_reference image if one was uploaded as a file."""
+    body = await read_body(request, settings, file_fields=lambda name: name == "input_reference")
+    upload = body.file("input_reference")
+    if upload is not None and len(upload) > settings.max_upload_bytes:
+        raise PayloadTooLarge(
+            f"the image is {len(upload)} bytes; the limit is {settings.max_upload_bytes} bytes",
+            param="input_reference",
+            code="file_too_large",
+        )
+    return parse_body(VideoCreateRequest, body.fields), upload
 
 
 @router.post(
@@ -559,22 +647,6 @@ def download_content(
 ) -> FileResponse:
     path, media_type = serving.content_path(video_id, principal.owner, variant, variation)
     return FileResponse(path, media_type=media_type, filename=f"{video_id}-{variant}{path.suffix}")
-
-
-@router.post(
-    "/v1/videos/{video_id}/remix",
-    responses=ERRORS,
-    summary="Remix (not available yet)",
-    tags=["videos"],
-)
-def remix_video(video_id: str, principal: Principal = Depends(authenticate)) -> None:
-    # A remix edits the source video, which needs a video-to-video model; say so plainly rather
-    # than quietly making an unrelated clip.
-    raise UnsupportedModeError(
-        "remix needs a video-to-video model, which this server does not offer yet; "
-        "create a new video with the new prompt (and the same seed via extra_body) instead",
-        param="video_id",
-    )
 
 
 @router.get("/v1/models", response_model=ModelList, summary="List models", tags=["models"])

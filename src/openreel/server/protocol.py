@@ -113,6 +113,11 @@ class VideoCreateRequest(BaseModel):
     steps: int | None = None
     guidance: float | None = None
     variations: int | None = None
+    character: str | None = Field(
+        None,
+        description="openreel: a character's id or name (POST /v1/videos/characters); the video "
+        "starts from that character's first reference image (image-to-video).",
+    )
 
     @field_validator("seconds", mode="before")
     @classmethod
@@ -198,6 +203,17 @@ class OpenreelInfo(BaseModel):
     attempts: int = 0
     has_input_reference: bool = False
     outputs: list[OpenreelOutput] = Field(default_factory=list)
+    operation: str = Field(
+        "t2v",
+        description="What made it: t2v, i2v, remix, extend, loop, blend, storyboard (the engine's "
+        "modes) or recut.",
+    )
+    parents: list[str] = Field(
+        default_factory=list, description="The videos it was made from (blends, storyboards, recuts, ...)."
+    )
+    strength: float | None = None
+    backward: bool | None = None
+    character: str | None = None
 
 
 class Video(BaseModel):
@@ -249,3 +265,219 @@ class Health(BaseModel):
     database: str
     workers: int
     jobs: dict[str, int]
+
+
+# --- editing modes (issue 4) -------------------------------------------------------------------
+
+
+class VideoReference(BaseModel):
+    """``{"id": "video_..."}``: a finished video of the caller's (the SDK's video[id])."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+
+
+class GenerationOptions(BaseModel):
+    """openreel's settings every making request takes (the SDK's ``extra_body``); ``None`` means
+    the server's default, or the source video's value where there is a source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="A catalog id, or sora-2 / sora-2-pro.")
+    size: str | None = Field(None, description="Output WIDTHxHEIGHT; default: the source's size.")
+    negative_prompt: str | None = None
+    seed: int | None = None
+    style: str | None = None
+    fps: int | None = None
+    resolution: Literal["480p", "720p", "1080p"] | None = None
+    aspect: Literal["16:9", "9:16", "1:1"] | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    variations: int | None = None
+
+    def extras(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in OPENREEL_FIELDS if getattr(self, name) is not None}
+
+    def output_size(self, default: tuple[int, int]) -> tuple[int, int]:
+        if self.resolution or self.aspect:
+            if self.size:
+                raise SpecError("give either size or resolution/aspect, not both", param="size")
+            return specs.size_for(
+                self.resolution or specs.DEFAULT_RESOLUTION, self.aspect or specs.DEFAULT_ASPECT
+            )
+        return specs.parse_size(self.size) if self.size else default
+
+
+def _number_text(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:g}"
+    return value
+
+
+class RemixRequest(GenerationOptions):
+    """POST /v1/videos/{id}/remix: the video re-rendered with a new prompt."""
+
+    prompt: str = Field(description="What the remix should show.")
+    strength: str | float | None = Field(
+        None, description="subtle, mild (default), strong, or a number in (0, 1]: how much changes."
+    )
+    variation: int = Field(1, ge=1, description="Which variation of the source, when it has several.")
+
+
+class EditRequest(GenerationOptions):
+    """POST /v1/videos/edits: a remix of a finished video (``video[id]``) or an uploaded clip."""
+
+    prompt: str
+    video: VideoReference | None = Field(None, description="{id}; or upload a video file as `video`.")
+    strength: str | float | None = Field(None, description="As for remix; default mild.")
+    variation: int = Field(1, ge=1)
+
+
+class ExtendRequest(GenerationOptions):
+    """POST /v1/videos/extensions: ``seconds`` more of the video, forwards or (``backward``) before it."""
+
+    prompt: str
+    seconds: str = Field(description="Seconds ADDED; the new video is the source plus these.")
+    video: VideoReference | None = None
+    backward: bool = Field(False, description="openreel: make the new seconds before the clip.")
+    variation: int = Field(1, ge=1)
+
+    _seconds_text = field_validator("seconds", mode="before")(lambda cls, value: _number_text(value))
+
+
+class RecutRequest(BaseModel):
+    """POST /v1/openreel/recut: frames [start, end) of a finished video, no model, no re-encoding
+    artefacts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    video_id: str
+    start: float = Field(0.0, ge=0, description="Seconds from the start of the source.")
+    end: float | None = Field(None, description="Seconds; default the end of the source.")
+    variation: int = Field(1, ge=1)
+
+
+class LoopRequest(GenerationOptions):
+    """POST /v1/openreel/loop: the video made to loop seamlessly (its end leads into its start)."""
+
+    video_id: str
+    prompt: str | None = Field(None, description="Default: the source's prompt.")
+    seconds: str | None = Field(None, description="Default: the source's length.")
+    variation: int = Field(1, ge=1)
+
+    _seconds_text = field_validator("seconds", mode="before")(lambda cls, value: _number_text(value))
+
+
+class BlendRequest(GenerationOptions):
+    """POST /v1/openreel/blend: ``video_id`` into ``video_id_b`` along an influence curve."""
+
+    video_id: str
+    video_id_b: str
+    prompt: str | None = Field(None, description="Default: both sources' prompts.")
+    seconds: str | None = Field(None, description="Default: the first source's length.")
+    curve: Literal["linear", "ease", "ease-in", "ease-out"] | None = None
+    strength: str | float | None = Field(None, description="How much is re-rendered; default mild.")
+
+    _seconds_text = field_validator("seconds", mode="before")(lambda cls, value: _number_text(value))
+
+
+class StoryboardCard(BaseModel):
+    """One card: at ``at`` seconds, exactly one of text, an image (data URL or upload) or a video id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: float = Field(ge=0)
+    text: str | None = None
+    image_url: str | None = Field(None, description="data:image/...;base64,... (or upload cards[N][image]).")
+    video_id: str | None = None
+
+
+class StoryboardRequest(GenerationOptions):
+    """POST /v1/openreel/storyboard: cards at times become one clip of ``seconds``."""
+
+    cards: list[StoryboardCard] = Field(min_length=1)
+    seconds: str | None = None
+
+    _seconds_text = field_validator("seconds", mode="before")(lambda cls, value: _number_text(value))
+
+
+class StillRequest(BaseModel):
+    """POST /v1/openreel/stills: one image from a prompt."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str
+    model: str | None = None
+    size: str | None = Field(None, description="WIDTHxHEIGHT; default 1024x1024.")
+    format: Literal["png", "jpeg", "webp"] = "png"
+    negative_prompt: str | None = None
+    seed: int | None = None
+    style: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+
+
+class ImageGenerateRequest(BaseModel):
+    """POST /v1/images/generations as the SDK sends it (JSON); openreel's settings via extra_body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str
+    model: str | None = None
+    n: int | None = Field(None, description="Only 1: one still per request.")
+    size: str | None = Field(None, description='"auto" or WIDTHxHEIGHT; default 1024x1024.')
+    response_format: Literal["b64_json", "url"] | None = None
+    output_format: Literal["png", "jpeg", "webp"] | None = None
+    # Accepted and without effect here: they only tag the request at OpenAI.
+    user: str | None = None
+    safety_identifier: str | None = None
+    # --- openreel extras ---
+    negative_prompt: str | None = None
+    seed: int | None = None
+    style: str | None = Field(None, description="An openreel style preset (not OpenAI's vivid/natural).")
+    steps: int | None = None
+    guidance: float | None = None
+
+
+class Character(BaseModel):
+    """The SDK's VideoCreateCharacterResponse / VideoGetCharacterResponse, plus openreel's counts."""
+
+    id: str
+    object: Literal["video.character"] = "video.character"
+    created_at: int
+    name: str
+    reference_images: int = Field(
+        description="openreel: reference images kept (a video gives its first frame)."
+    )
+    source: Literal["images", "video"]
+
+
+class Still(BaseModel):
+    """An openreel still job (the Images API waits for one)."""
+
+    id: str
+    object: Literal["openreel.still"] = "openreel.still"
+    model: str
+    status: Literal["queued", "in_progress", "completed", "failed"]
+    progress: int
+    created_at: int
+    completed_at: int | None = None
+    prompt: str
+    size: str
+    format: str
+    error: VideoError | None = None
+    openreel: OpenreelInfo | None = None
+
+
+class ImageData(BaseModel):
+    b64_json: str | None = None
+    url: str | None = None
+    revised_prompt: str | None = None
+
+
+class ImagesResponse(BaseModel):
+    created: int
+    data: list[ImageData]
+    output_format: Literal["png", "jpeg", "webp"]
+    size: str

@@ -47,6 +47,8 @@ class Settings(BaseModel):
     heartbeat_s: float = Field(10.0, gt=0)
     # How often an idle worker looks for jobs queued by other processes.
     idle_poll_s: float = Field(0.5, gt=0)
+    # How long POST /v1/images/generations waits for its still before answering 504.
+    image_wait_s: float = Field(600.0, gt=0)
     poll_min_ms: int = Field(250, ge=1)
     poll_max_ms: int = Field(10_000, ge=1)
     log_level: str = "info"
