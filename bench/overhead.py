@@ -10,7 +10,7 @@ Two comparisons, each the median of several repetitions:
   warm  - in one process with the pipeline already loaded: Engine.generate vs the bare call.
 Target (issue 2): openreel costs at most 10% more than the bare path on a run of 2 s or more.
 
-    python bench/overhead.py [--model tiny-wan] [--steps 30] [--seconds 5] [--reps 5]
+    python bench/overhead.py [--model tiny-hunyuan] [--steps 30] [--seconds 5] [--reps 5]
 """
 
 from __future__ import annotations
@@ -61,17 +61,10 @@ def setup(args):
 
     engine = Engine()
     card = resolve_card(args.model)
-    probe = engine.plan(VideoSpec(prompt=args.prompt, model=card.id, seconds=args.seconds, steps=args.steps))
-    # Output at the generation size and native fps, so both paths encode the same pixels.
+    # Output at the model's native size and fps, so both paths encode the same pixels.
     spec = VideoSpec(
-        prompt=args.prompt,
-        model=card.id,
-        seconds=args.seconds,
-        steps=args.steps,
-        seed=1,
-        width=probe.width,
-        height=probe.height,
-        fps=card.fps,
+        prompt=args.prompt, model=card.id, seconds=args.seconds, steps=args.steps, seed=1,
+        width=card.native_width, height=card.native_height, fps=card.fps,
     )
     plan = engine.plan(spec)
     plan = replace(plan, seeds=(1,))
@@ -85,7 +78,7 @@ def bare_pipeline(card, folder):
     from openreel.models.families import family_module
 
     class_name = family_module(card.family).PIPELINES["t2v"]
-    pipe = getattr(diffusers, class_name).from_pretrained(folder, torch_dtype=torch.float32)
+    pipe = getattr(diffusers, class_name).from_pretrained(folder, dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -109,7 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="tiny-wan")
+    parser.add_argument("--model", default="tiny-hunyuan")
     parser.add_argument("--prompt", default="a paper boat drifting down a rainy street at night")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=5.0)
