@@ -50,7 +50,7 @@ class FakeEngine:
             raise SpecError(f"{card.id} makes at most {card.max_seconds:.2f} s", param="seconds")
         return SimpleNamespace(steps=4)
 
-    def generate(self, spec, output: Path, *, on_progress=None, should_cancel=None):
+    def generate(self, spec, output: Path, *, on_progress=None, should_cancel=None, video_id=None):
         for step in range(4):
             while FakeEngine.gate is not None and not FakeEngine.gate.is_set():
                 if should_cancel():

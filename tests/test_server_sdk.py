@@ -171,6 +171,10 @@ def test_every_error_class_the_sdk_knows(server: Server) -> None:
     with pytest.raises(openai.BadRequestError) as bad:
         client.videos.create(prompt="x", model="sora-9")
     assert bad.value.code == "model_not_found"
+    # The owner's local prompt policy: refused at once, naming the rule; nothing is queued.
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.videos.create(prompt="a deepfake porn clip of my neighbour", model="tiny-wan")
+    assert bad.value.code == "moderation_blocked" and "non_consensual_intimate" in bad.value.message
     with pytest.raises(openai.BadRequestError) as bad:
         client.videos.create(prompt="x", extra_body={"colour": "red"})
     assert bad.value.code == "unknown_parameter" and bad.value.param == "colour"

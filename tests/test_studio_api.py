@@ -38,7 +38,7 @@ class FakeEngine:
             raise SpecError(f"{card.id} makes at most {card.max_seconds:.2f} s", param="seconds")
         return SimpleNamespace(steps=2)
 
-    def generate(self, spec, output: Path, *, on_progress=None, should_cancel=None):
+    def generate(self, spec, output: Path, *, on_progress=None, should_cancel=None, video_id=None):
         while FakeEngine.gate is not None and not FakeEngine.gate.is_set():
             if should_cancel():
                 raise Cancelled("cancelled")
@@ -231,3 +231,24 @@ def test_provenance_of_a_real_signed_video(tmp_path: Path) -> None:
         report = client.get(f"/v1/openreel/videos/{video['id']}/provenance").json()
         assert report["manifest"]["present"] and report["manifest"]["valid"], report
         assert not report["manifest"]["tampered"]
+        # The same credits are on the video object, and any client can check the file itself.
+        assert done["openreel"]["credits"]["model"]["id"] == "tiny-wan"
+        data = client.get(f"/v1/videos/{video['id']}/content").content
+        checked = client.post("/v1/openreel/verify", files={"file": ("clip.mp4", data, "video/mp4")}).json()
+        assert checked["manifest"]["trusted"] and not checked["manifest"]["tampered"], checked
+        assert checked["path"] == "upload.mp4"
+        changed = bytearray(data)
+        changed[len(data) // 2] ^= 0xFF
+        flipped = client.post(
+            "/v1/openreel/verify", files={"file": ("clip.mp4", bytes(changed), "video/mp4")}
+        )
+        report = flipped.json()["manifest"]
+        assert report["tampered"] or not report["valid"], report
+
+
+def test_verify_refuses_what_is_not_media(client: TestClient) -> None:
+    response = client.post(
+        "/v1/openreel/verify", files={"file": ("notes.txt", b"just some text", "text/plain")}
+    )
+    assert_error(response, 400, param="file")
+    assert_error(client.post("/v1/openreel/verify", data={"x": "1"}), 400)

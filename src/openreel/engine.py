@@ -66,6 +66,8 @@ class GenerationResult:
     card: ModelCard
     outputs: list[VideoOutput] = field(default_factory=list)
     seconds: float = 0.0
+    # Who made what it is made of (provenance.Credits.to_dict()): also in the recipe and manifest.
+    credits: dict[str, Any] = field(default_factory=dict)
 
 
 def default_model(hardware: Hardware) -> ModelCard:
@@ -227,7 +229,7 @@ class Engine:
         folder = weights_folder(card)
         model = model_record(card, folder)
         credit = Credits.from_card(card, style, revision=model["revision"])
-        result = GenerationResult(spec=spec, plan=plan, card=card)
+        result = GenerationResult(spec=spec, plan=plan, card=card, credits=credit.to_dict())
         done: list[dict[str, Any]] = []
         for index, seed in enumerate(plan.seeds, start=1):
             clock.variation = index
@@ -313,7 +315,9 @@ class Engine:
         recipe = write_recipe(
             output.with_suffix(".json"), build_recipe(spec, plan, model, done, credit.to_dict())
         )
-        result = GenerationResult(spec=spec, plan=plan, card=card, seconds=time.monotonic() - started)
+        result = GenerationResult(
+            spec=spec, plan=plan, card=card, seconds=time.monotonic() - started, credits=credit.to_dict()
+        )
         result.outputs.append(VideoOutput(output, output, output, recipe, plan.seeds[0], 1))
         if on_progress is not None:
             on_progress(Progress(1.0, "done", plan.steps, plan.steps, 1, 1, 0.0))

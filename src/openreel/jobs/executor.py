@@ -290,7 +290,8 @@ class LocalExecutor:
             )
             self._finish_failed(job, name, directory, "generation_failed", message)
         else:
-            outputs = [self._describe(output, directory) for output in result.outputs]
+            credits = getattr(result, "credits", None) or {}
+            outputs = [self._describe(output, directory) | {"credits": credits} for output in result.outputs]
             if not self.store.complete(job.id, name, outputs):
                 # Deleted (or given away) while the last frames were encoded.
                 self._after_cancel(job, name, directory)
@@ -323,8 +324,13 @@ class LocalExecutor:
                 on_progress=on_progress,
                 should_cancel=should_cancel,
             )
+        # The job id goes into the invisible watermark: a found mark names this very video.
         return engine.generate(
-            spec, output=directory / VIDEO_NAME, on_progress=on_progress, should_cancel=should_cancel
+            spec,
+            output=directory / VIDEO_NAME,
+            on_progress=on_progress,
+            should_cancel=should_cancel,
+            video_id=job.id,
         )
 
     def _finish_failed(self, job: JobRecord, name: str, directory: Path, code: str, message: str) -> None:

@@ -210,6 +210,7 @@ class OpenAIServingVideos:
             attempts=job.attempts,
             has_input_reference=job.input_reference is not None,
             outputs=[OpenreelOutput(variation=o["variation"], seed=o["seed"]) for o in job.outputs],
+            credits=job.outputs[0].get("credits") if job.outputs else None,
             operation="recut" if job.kind == "recut" else job.spec.get("mode", "t2v"),
             parents=job.parents,
             strength=job.spec.get("strength") if job.kind == "video" else None,

@@ -203,6 +203,11 @@ class OpenreelInfo(BaseModel):
     attempts: int = 0
     has_input_reference: bool = False
     outputs: list[OpenreelOutput] = Field(default_factory=list)
+    credits: dict[str, Any] | None = Field(
+        None,
+        description="Who made what it is made of: model authors, revision and licence, style and its "
+        "author, openreel's version (the same record as the C2PA manifest and the recipe).",
+    )
     operation: str = Field(
         "t2v",
         description="What made it: t2v, i2v, remix, extend, loop, blend, storyboard (the engine's "

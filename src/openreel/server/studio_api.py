@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match, Mount
@@ -24,7 +24,7 @@ from openreel.errors import OpenreelError
 from openreel.models.catalog import ModelCard, all_cards
 from openreel.server.auth import Principal, authenticate
 from openreel.server.openai_videos import ERRORS, OpenAIServingVideos, get_serving
-from openreel.server.protocol import ErrorResponse, NotFound
+from openreel.server.protocol import ApiError, ErrorResponse, NotFound
 from openreel.styles import all_styles
 
 WEB_DIR = Path(__file__).parent / "web"
@@ -221,6 +221,60 @@ async def video_provenance(
 ) -> dict[str, Any]:
     # Decoding frames for the watermark takes a while: keep it off the event loop.
     return await run_in_threadpool(studio.provenance, video_id, principal.owner, variation)
+
+
+@router.post(
+    "/verify",
+    responses=ERRORS | {413: {"model": ErrorResponse, "description": "Larger than the body limit"}},
+    summary="Check any file's C2PA manifest and invisible watermark (openreel verify, over HTTP)",
+    description="Upload a video (MP4, MOV, WebM, MKV) or an image (PNG, JPEG, WebP) as the multipart "
+    "field `file`. The report says whether a manifest is present, valid, trusted or tampered, with its "
+    "claims, and whether the watermark is found, with its payload and confidence. Nothing is kept.",
+)
+async def verify_upload(
+    request: Request,
+    principal: Principal = Depends(authenticate),
+    studio: StudioServing = Depends(get_studio),
+) -> dict[str, Any]:
+    from openreel.server.openai_videos import read_body
+
+    body = await read_body(request, studio.videos.settings, file_fields=lambda name: name == "file")
+    data = body.file("file")
+    if data is None:
+        raise ApiError("upload the file to check as the multipart field 'file'", param="file")
+    return await run_in_threadpool(_verify_bytes, data)
+
+
+def _verify_bytes(data: bytes) -> dict[str, Any]:
+    """Verify uploaded bytes from a private temporary file (kept only while it is read)."""
+    import tempfile
+
+    from openreel.provenance import verify
+
+    suffix = _sniff_suffix(data)
+    if suffix is None:
+        raise ApiError("the file is neither an MP4/WebM video nor a PNG, JPEG or WebP image", param="file")
+    with tempfile.TemporaryDirectory(prefix="openreel-verify-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        report = verify(path).to_dict()
+    report["path"] = path.name
+    return report
+
+
+def _sniff_suffix(data: bytes) -> str | None:
+    """The file's kind by its first bytes, so a misnamed upload is still read as what it is."""
+    if data[4:8] == b"ftyp":
+        return ".mp4"
+    if data.startswith(b"\x89PNG"):
+        return ".png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    if data.startswith(b"\x1aE\xdf\xa3"):
+        return ".webm"
+    return None
 
 
 class StudioMount(Mount):
