@@ -201,6 +201,33 @@ class Engine:
 
     # -- making ---------------------------------------------------------------------------
 
+    def _prepare(
+        self, spec: VideoSpec, on_progress: Callable[[Progress], None] | None, mode: str | None = None
+    ) -> tuple[VideoSpec, ModelCard, Plan, _ProgressClock, Path, dict[str, Any], Credits]:
+        """Everything a run needs before the model runs: the resolved spec (with its first seed,
+        so a recipe replays the same seeds), card, plan, progress clock, weights and credits."""
+        from openreel.plan import check_mode
+
+        spec = self.resolve(spec)
+        card, style = self.card_and_style(spec)
+        if mode is not None:
+            check_mode(card, mode)
+        plan = make_plan(spec, card, self.hardware, style)
+        spec = replace(spec, seed=plan.seeds[0])
+        clock = _ProgressClock(plan, on_progress)
+        clock.emit("loading", 0.0)
+        folder = weights_folder(card)
+        model = model_record(card, folder)
+        return (
+            spec,
+            card,
+            plan,
+            clock,
+            folder,
+            model,
+            Credits.from_card(card, style, revision=model["revision"]),
+        )
+
     def generate(
         self,
         spec: VideoSpec,
@@ -217,18 +244,9 @@ class Engine:
         ``video_id`` goes into the invisible watermark (the server passes its job id); by default
         it is derived from the recipe, so replaying a recipe gives the very same frames."""
         started = time.monotonic()
-        spec = self.resolve(spec)
-        card, style = self.card_and_style(spec)
-        plan = make_plan(spec, card, self.hardware, style)
-        # The recipe stores the first seed, so a replay draws the very same seeds.
-        spec = replace(spec, seed=plan.seeds[0])
         output = Path(output)
         _check_writable(output)
-        clock = _ProgressClock(plan, on_progress)
-        clock.emit("loading", 0.0)
-        folder = weights_folder(card)
-        model = model_record(card, folder)
-        credit = Credits.from_card(card, style, revision=model["revision"])
+        spec, card, plan, clock, folder, model, credit = self._prepare(spec, on_progress)
         result = GenerationResult(spec=spec, plan=plan, card=card, credits=credit.to_dict())
         done: list[dict[str, Any]] = []
         for index, seed in enumerate(plan.seeds, start=1):
@@ -275,21 +293,11 @@ class Engine:
     ) -> GenerationResult:
         """One image from the prompt: a one-frame plan through the same runner, written as PNG,
         JPEG or WebP by ``output``'s suffix, watermarked and signed, with its recipe beside it."""
-        from openreel.plan import check_mode
-
         started = time.monotonic()
         output = Path(output)
         _check_writable(output, suffixes=STILL_SUFFIXES)
-        spec = self.resolve(replace(spec, seconds=1 / spec.fps, variations=1))
-        card, style = self.card_and_style(spec)
-        check_mode(card, "still")
-        plan = make_plan(spec, card, self.hardware, style)
-        spec = replace(spec, seed=plan.seeds[0])
-        clock = _ProgressClock(plan, on_progress)
-        clock.emit("loading", 0.0)
-        folder = weights_folder(card)
-        model = model_record(card, folder)
-        credit = Credits.from_card(card, style, revision=model["revision"])
+        one_frame = replace(spec, seconds=1 / spec.fps, variations=1)
+        spec, card, plan, clock, folder, model, credit = self._prepare(one_frame, on_progress, mode="still")
 
         from openreel.atomic import atomic_path
         from openreel.provenance import installation_id, make_payload, watermark_frames
