@@ -2,10 +2,11 @@
 //
 //   { id, label, available(video) -> bool, run(video, ctx, button) }
 //
-// ctx is what the gallery lends an action: { variation, details(), reuse(), download(), remove() }.
-// Editing tools (remix, extend, re-cut, loop, blend, storyboard) are added here as entries once
-// the server has their routes; an action the server cannot perform gets no button at all, so
-// nothing here is a placeholder.
+// ctx is what the gallery lends an action:
+//   { variation, details(), reuse(), download(), remove(), edit(tool), storyboard() }.
+// The editing tools (remix, extend, re-cut, loop, blend, stills) share one "Edit" entry that opens
+// the editing panel, which offers each tool only where a model can do it; "Add to storyboard"
+// puts the video on the storyboard's timeline as a video card.
 
 const finished = (video) => video.status === "completed";
 
@@ -21,6 +22,18 @@ export const VIDEO_ACTIONS = [
     label: "Download",
     available: finished,
     run: (video, ctx, button) => ctx.download(button),
+  },
+  {
+    id: "edit",
+    label: "Edit",
+    available: finished,
+    run: (video, ctx) => ctx.edit(),
+  },
+  {
+    id: "storyboard",
+    label: "Add to storyboard",
+    available: finished,
+    run: (video, ctx) => ctx.storyboard(),
   },
   {
     id: "reuse",

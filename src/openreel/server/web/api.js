@@ -95,6 +95,15 @@ export const api = {
     request(`/v1/openreel/videos/${encodeURIComponent(id)}/recipe?variation=${variation}`).then((r) => r.data),
   provenance: (id, variation = 1) =>
     request(`/v1/openreel/videos/${encodeURIComponent(id)}/provenance?variation=${variation}`).then((r) => r.data),
+  // The editing routes (issue 4): each answers with a new Video (a Still for stills).
+  remix: (id, json) => request(`/v1/videos/${encodeURIComponent(id)}/remix`, { method: "POST", json }).then((r) => r.data),
+  extend: (form) => request("/v1/videos/extensions", { method: "POST", body: form }).then((r) => r.data),
+  recut: (json) => request("/v1/openreel/recut", { method: "POST", json }).then((r) => r.data),
+  loop: (json) => request("/v1/openreel/loop", { method: "POST", json }).then((r) => r.data),
+  blend: (json) => request("/v1/openreel/blend", { method: "POST", json }).then((r) => r.data),
+  storyboard: (json) => request("/v1/openreel/storyboard", { method: "POST", json }).then((r) => r.data),
+  still: (json) => request("/v1/openreel/stills", { method: "POST", json }).then((r) => r.data),
+  stillStatus: (id) => request(`/v1/openreel/stills/${encodeURIComponent(id)}`).then((r) => r.data),
 };
 
 export function contentPath(id, variant = "video", variation = 1) {
@@ -117,7 +126,15 @@ export function forgetMedia(id = null) {
 }
 
 export function mediaUrl(id, variant = "video", variation = 1) {
-  const path = contentPath(id, variant, variation);
+  return fileUrl(contentPath(id, variant, variation));
+}
+
+// A finished still's image, the same way as a video's files.
+export function stillUrl(id) {
+  return fileUrl(`/v1/openreel/stills/${encodeURIComponent(id)}/content`);
+}
+
+function fileUrl(path) {
   if (!apiKey.get()) return Promise.resolve(path);
   if (!mediaCache.has(path)) {
     const pending = (async () => {

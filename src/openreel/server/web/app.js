@@ -4,7 +4,9 @@
 import { api, ApiError, apiKey, onAuthNeeded } from "./api.js";
 import { createComposer } from "./composer.js";
 import { createDetails, settingsFromRecipe, settingsFromVideo } from "./details.js";
+import { createEditor } from "./edit.js";
 import { createGallery } from "./gallery.js";
+import { createStoryboard } from "./storyboard.js";
 
 const banner = document.getElementById("banner");
 const keyButton = document.getElementById("key-button");
@@ -29,9 +31,27 @@ async function reuse(video, variation) {
   composer.focus();
 }
 
-const details = createDetails({ onReuse: reuse });
-const gallery = createGallery({ onReuse: reuse, onDetails: (video, variation) => details.open(video, variation) });
+const details = createDetails({
+  onReuse: reuse,
+  onEdit: (video) => editor.open(video),
+  describe: (id) => gallery.describe(id),
+  show: (id) => gallery.reveal(id),
+});
+const gallery = createGallery({
+  onReuse: reuse,
+  onDetails: (video, variation) => details.open(video, variation),
+  onEdit: (video, tool) => editor.open(video, tool),
+  onStoryboard: (video) => storyboard.open(video),
+});
 const composer = createComposer({ onCreated: (video) => gallery.add(video) });
+// A video made by an edit or a storyboard: into the gallery, and the keyboard onto its card.
+function made(video) {
+  gallery.add(video);
+  gallery.reveal(video.id);
+}
+const editor = createEditor({ videos: () => gallery.videos(), onCreated: made });
+const storyboard = createStoryboard({ videos: () => gallery.videos(), onCreated: made });
+document.getElementById("storyboard-button").addEventListener("click", () => storyboard.open());
 
 // --- the API key: asked for when the server answers 401, kept in this browser ---
 
@@ -120,6 +140,8 @@ async function boot() {
   try {
     const [styles, catalog] = await Promise.all([api.styles(), api.models()]);
     composer.setCatalog(styles, catalog);
+    editor.setCatalog(catalog);
+    storyboard.setCatalog(catalog);
     showBanner("");
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;

@@ -4,8 +4,10 @@
 
 import { api, ApiError } from "./api.js";
 import { definitionList, el, formatSeconds, formatTime } from "./dom.js";
+import { lineage } from "./lineage.js";
 
-export function createDetails({ onReuse }) {
+// describe(id) / show(id): a parent video's short name in the gallery, and bringing it into view.
+export function createDetails({ onReuse, onEdit, describe, show }) {
   const dialog = document.getElementById("details");
   const body = document.getElementById("details-body");
   let opened = 0; // answers for a panel that was closed or reopened since are dropped
@@ -37,6 +39,8 @@ export function createDetails({ onReuse }) {
     row(list, "Model", info.model && info.model !== video.model ? `${video.model} (runs as ${info.model})` : video.model);
     row(list, "Size", video.size);
     row(list, "Duration", formatSeconds(video.seconds));
+    const origin = lineage(video, { describe, show: (id) => { dialog.close(); show(id); } });
+    if (origin) row(list, "Made from", el("span", { class: "lineage" }, ...origin));
     row(list, "Created", formatTime(video.created_at));
     row(list, "Finished", formatTime(video.completed_at));
     const output = (info.outputs || []).find((item) => item.variation === variation);
@@ -118,7 +122,10 @@ export function createDetails({ onReuse }) {
     } else {
       body.append(el("p", { class: "muted" }, "The recipe, credits and provenance appear here when the video is finished."));
     }
-    body.append(el("div", { class: "actions" }, reuse));
+    const edit = video.status === "completed"
+      ? el("button", { type: "button", class: "secondary", onclick: () => { dialog.close(); onEdit(video); } }, "Edit this video")
+      : null;
+    body.append(el("div", { class: "actions" }, reuse, edit));
     if (!dialog.open) dialog.showModal();
     if (video.status !== "completed") return;
 

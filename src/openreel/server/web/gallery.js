@@ -8,13 +8,14 @@
 import { VIDEO_ACTIONS } from "./actions.js";
 import { api, ApiError, forgetMedia, mediaUrl } from "./api.js";
 import { el, formatDuration, formatEta, formatSeconds, formatTime, stageLabel } from "./dom.js";
+import { lineage } from "./lineage.js";
 
 const PAGE_SIZE = 50;
 const DEFAULT_POLL_MS = 1000;
 const LIST_REFRESH_MS = 15000;
 const ACTIVE = new Set(["queued", "in_progress"]);
 
-export function createGallery({ onReuse, onDetails }) {
+export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
   const list = document.getElementById("gallery-list");
   const empty = document.getElementById("gallery-empty");
   const errorBox = document.getElementById("gallery-error");
@@ -113,9 +114,12 @@ export function createGallery({ onReuse, onDetails }) {
       });
       list.insertBefore(card.node, before || null);
     }
+    const created = !card.video;
     const wasActive = card.video && ACTIVE.has(card.video.status);
     card.video = video;
     render(card);
+    // The list comes newest first, so a video's parents often arrive after it.
+    if (created) for (const other of cards.values()) if (other !== card) renderLineage(other);
     if (ACTIVE.has(video.status) && !timers.has(video.id)) schedulePoll(video.id, wasActive ? DEFAULT_POLL_MS : 0);
     updateEmpty();
   }
@@ -131,6 +135,7 @@ export function createGallery({ onReuse, onDetails }) {
     cards.delete(id);
     forgetMedia(id);
     updateEmpty();
+    for (const other of cards.values()) renderLineage(other); // a parent may have gone
   }
 
   function updateEmpty() {
@@ -142,6 +147,7 @@ export function createGallery({ onReuse, onDetails }) {
       media: el("div", { class: "media" }),
       prompt: el("p", { class: "prompt" }),
       meta: el("p", { class: "meta muted" }),
+      lineage: el("p", { class: "lineage" }),
       progress: el("progress", { max: "100" }),
       progressText: el("p", { class: "progress-text", "aria-live": "polite" }),
       error: el("p", { class: "video-error" }),
@@ -157,6 +163,7 @@ export function createGallery({ onReuse, onDetails }) {
         { class: "card-body" },
         parts.prompt,
         parts.meta,
+        parts.lineage,
         el("div", { class: "progress-area" }, parts.progress, parts.progressText),
         parts.error,
         parts.variations,
@@ -209,6 +216,38 @@ export function createGallery({ onReuse, onDetails }) {
     renderVariations(card);
     renderMedia(card);
     renderActions(card);
+    renderLineage(card);
+  }
+
+  // The name a video goes by in another's lineage: its prompt, shortened.
+  function describe(id) {
+    const video = cards.get(id)?.video;
+    if (!video) return null;
+    const text = video.prompt || id;
+    return text.length > 40 ? `${text.slice(0, 39)}…` : text;
+  }
+
+  function renderLineage(card) {
+    const { video, parts } = card;
+    const line = lineage(video, { describe, show: reveal });
+    const key = line ? line.map((part) => (typeof part === "string" ? part : part.textContent)).join("") : "";
+    if (card.lineageKey === key) return;
+    card.lineageKey = key;
+    parts.lineage.hidden = !line;
+    parts.lineage.replaceChildren(...(line || []));
+  }
+
+  // Bring a video's card into view and put the keyboard on it (a parent link, a new edit).
+  function reveal(id) {
+    const card = cards.get(id);
+    if (!card) return false;
+    card.node.scrollIntoView({ behavior: "smooth", block: "nearest" });
+    card.node.setAttribute("tabindex", "-1");
+    card.node.focus({ preventScroll: true });
+    card.node.classList.remove("flash");
+    void card.node.offsetWidth; // restart the highlight's animation
+    card.node.classList.add("flash");
+    return true;
   }
 
   function outputsOf(video) {
@@ -291,6 +330,8 @@ export function createGallery({ onReuse, onDetails }) {
       reuse: () => onReuse(card.video, card.variation),
       download: (button) => download(card, button),
       remove: (button) => remove(card, button),
+      edit: (tool) => onEdit(card.video, tool),
+      storyboard: () => onStoryboard(card.video),
     };
     parts.actions.replaceChildren(
       ...available.map((action) => {
@@ -361,6 +402,10 @@ export function createGallery({ onReuse, onDetails }) {
     refresh,
     // A video just created: show it at once rather than at the next list refresh.
     add: (video) => upsert(video),
+    reveal,
+    describe,
+    // Every video on the page, newest first: for the blend and storyboard pickers.
+    videos: () => [...list.children].map((node) => cards.get(node.dataset.id)?.video).filter(Boolean),
     reset() {
       for (const id of [...cards.keys()]) dropCard(id);
       oldestLoaded = null;
