@@ -55,8 +55,6 @@ def _mount_server_commands() -> None:
     app.add_typer(keys_app, name="keys")
 
 
-_mount_server_commands()
-
 
 def _fail(error: OpenreelError) -> None:
     err_console.print(f"[bold red]Error:[/] {error.message}", highlight=False, soft_wrap=True)
@@ -754,6 +752,9 @@ def doctor() -> None:
         except md.PackageNotFoundError:
             table.add_row(f"[bold]{package}", "[red]not installed")
     console.print(table)
+
+
+_mount_server_commands()
 
 
 def main() -> None:
