@@ -24,7 +24,9 @@ def files_in(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()}
 
 
-@pytest.mark.parametrize("card", TINY_CARDS, ids=lambda card: card.id)
+@pytest.mark.parametrize(
+    "card", [card for card in TINY_CARDS if "t2v" in card.modes], ids=lambda card: card.id
+)
 def test_every_tiny_family_makes_the_exact_video(card, tmp_path):
     out = tmp_path / "clip.mp4"
     result = invoke(

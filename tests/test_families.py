@@ -17,7 +17,8 @@ from openreel.models.families import family_module
 from openreel.plan import Plan, make_plan
 from openreel.spec import VideoSpec
 
-TINY = {card.family: card for card in TINY_CARDS}
+# Each family's text-to-video tiny card ("tiny-<family>"), not its dedicated checkpoints'.
+TINY = {card.family: card for card in TINY_CARDS if card.id == f"tiny-{card.family}"}
 PROMPT = "A golden dragon flies over a neon city at night, cinematic, 4K!"
 
 

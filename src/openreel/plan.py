@@ -120,6 +120,10 @@ class Plan:
 def generation_size(card: ModelCard, out_width: int, out_height: int) -> tuple[int, int]:
     """Width x height the model generates at: the output's aspect ratio, at most the card's native
     area (post-processing upscales the rest), each side a multiple of the card's size multiple."""
+    if card.options.get("fixed_size"):
+        # The model runs at one size only (learned position embeddings); cover-and-crop in
+        # post-processing gives the output its own aspect ratio.
+        return card.native_width, card.native_height
     m = card.size_multiple
     area = min(out_width * out_height, card.native_area)
     aspect = out_width / out_height
@@ -145,7 +149,10 @@ def new_seed() -> int:
 def overlap_frames(card: ModelCard) -> int:
     """Frames a window shares with the one before: about half a second, and 1 + k * frame_step so
     the shared frames encode to whole latent frames of the causal VAE (its first latent frame
-    holds one frame, each later one frame_step frames)."""
+    holds one frame, each later one frame_step frames). Image-conditioned checkpoints pin exactly
+    one frame at each end of a window, so they share one."""
+    if card.options.get("conditioning") == "image":
+        return 1
     groups = max(1, round(0.5 * card.fps / card.frame_step))
     return 1 + groups * card.frame_step
 

@@ -38,6 +38,13 @@ _MODES = {
     ),
     "wan": frozenset({"t2v", "i2v", "remix", "extend", "blend", "storyboard", "still"}),
     "hunyuan": frozenset({"t2v", "i2v", "extend", "storyboard", "still"}),
+    # Dedicated image-to-video checkpoints run their families' own I2V pipelines, which need an
+    # image (no t2v) and pin its frame first. Wan 2.1 I2V's image embedding has positions for one
+    # image only: a last frame (first-last-frame, hence loops) needs the FLF2V checkpoint.
+    "wan-i2v": frozenset({"i2v"}),
+    # FLF2V needs both images: it makes loops (the kept part's tail -> the clip's first frame).
+    "wan-flf2v": frozenset({"loop"}),
+    "cogvideox-i2v": frozenset({"i2v"}),
 }
 
 FAMILIES = ("cogvideox", "mochi", "ltx", "wan", "hunyuan", "pyramid-flow")
@@ -199,6 +206,40 @@ CARDS: tuple[ModelCard, ...] = (
         options={"dynamic_cfg": True},
         description="CogVideoX 1.5; up to 10 s at 16 fps, 1360x768.",
         upscaler="v2v",
+        params_b=5.6,
+        dit_width=3072,
+        dit_depth=42,
+    ),
+    ModelCard(
+        id="cogvideox-5b-i2v",
+        family="cogvideox",
+        title="CogVideoX 5B I2V",
+        source="hub:THUDM/CogVideoX-5b-I2V",
+        licence="CogVideoX License",
+        licence_url="https://huggingface.co/THUDM/CogVideoX-5b-I2V/blob/main/LICENSE",
+        authors=("THUDM", "Zhipu AI"),
+        modes=_MODES["cogvideox-i2v"],
+        native_width=720,
+        native_height=480,
+        fps=8,
+        frame_step=8,
+        max_frames=49,
+        size_multiple=16,
+        default_steps=50,
+        default_guidance=6.0,
+        memory_gib=26.0,
+        quality=2,
+        options={
+            "dynamic_cfg": True,
+            "pipeline": "CogVideoXImageToVideoPipeline",
+            "conditioning": "image",
+            # Learned position embeddings for 720x480 only: the pipeline refuses other sizes,
+            # so it always generates at the native size and post-processing fits the output.
+            "fixed_size": True,
+        },
+        description="CogVideoX 5B image-to-video; 6 s at 8 fps, 720x480.",
+        # Its transformer takes the image latents as extra channels: no video-to-video reuse.
+        upscaler=None,
         params_b=5.6,
         dit_width=3072,
         dit_depth=42,
@@ -404,6 +445,64 @@ CARDS: tuple[ModelCard, ...] = (
         dit_width=3072,
         dit_depth=30,
     ),
+    ModelCard(
+        id="wan2.1-i2v-14b-480p",
+        family="wan",
+        title="Wan 2.1 I2V 14B 480P",
+        source="hub:Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
+        licence=_WAN_LICENCE[0],
+        licence_url=_WAN_LICENCE[1],
+        authors=("Wan Team, Alibaba",),
+        modes=_MODES["wan-i2v"],
+        native_width=832,
+        native_height=480,
+        fps=16,
+        frame_step=4,
+        max_frames=81,
+        size_multiple=16,
+        default_steps=40,
+        default_guidance=5.0,
+        memory_gib=48.0,
+        quality=5,
+        # WanImageToVideoPipeline: the image (and a last image) condition every step through
+        # channels concatenated to the latents, plus CLIP image tokens in cross-attention.
+        options={"flow_shift": 3.0, "pipeline": "WanImageToVideoPipeline", "conditioning": "image"},
+        description="Wan 2.1 image-to-video 14B from a first frame; 5 s at 16 fps, 832x480.",
+        # Its transformer takes 36 input channels: the video-to-video refinement cannot reuse it.
+        upscaler=None,
+        params_b=14.0,
+        dit_width=5120,
+        dit_depth=40,
+    ),
+    ModelCard(
+        id="wan2.1-flf2v-14b-720p",
+        family="wan",
+        title="Wan 2.1 FLF2V 14B 720P",
+        source="hub:Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
+        licence=_WAN_LICENCE[0],
+        licence_url=_WAN_LICENCE[1],
+        authors=("Wan Team, Alibaba",),
+        modes=_MODES["wan-flf2v"],
+        native_width=1280,
+        native_height=720,
+        fps=16,
+        frame_step=4,
+        max_frames=81,
+        size_multiple=16,
+        default_steps=40,
+        default_guidance=5.0,
+        # The 14B text-to-video model's need at 720p plus the float32 CLIP image encoder.
+        memory_gib=50.0,
+        quality=5,
+        # WanImageToVideoPipeline with ``last_image``: its image embedding has positions for the
+        # first and the last frame's CLIP tokens, so it always takes both.
+        options={"flow_shift": 5.0, "pipeline": "WanImageToVideoPipeline", "conditioning": "image"},
+        description="Wan 2.1 first-last-frame 14B: a video between two frames; 5 s at 16 fps, 1280x720.",
+        upscaler=None,
+        params_b=14.0,
+        dit_width=5120,
+        dit_depth=40,
+    ),
     # --- HunyuanVideo (Tencent) ---
     ModelCard(
         id="hunyuanvideo",
@@ -474,6 +573,21 @@ TINY_CARDS: tuple[ModelCard, ...] = (
     _tiny("ltx", "ltx-video-2b", native_width=128, native_height=64),
     _tiny("wan", "wan2.1-t2v-1.3b"),
     _tiny("hunyuan", "hunyuanvideo"),
+    # Built by tiny.py's builder of the same name ("tiny-<build>"); same sizes as the text-to-video
+    # tiny cards, on the I2V checkpoints' rules.
+    _tiny("wan", "wan2.1-i2v-14b-480p", id="tiny-wan-i2v", title="Tiny wan image-to-video (random weights)"),
+    _tiny(
+        "wan",
+        "wan2.1-flf2v-14b-720p",
+        id="tiny-wan-flf2v",
+        title="Tiny wan first-last-frame (random weights)",
+    ),
+    _tiny(
+        "cogvideox",
+        "cogvideox-5b-i2v",
+        id="tiny-cogvideox-i2v",
+        title="Tiny cogvideox image-to-video (random weights)",
+    ),
 )
 
 # Pyramid Flow is ported natively (not in diffusers); its cards live beside its code. Imported

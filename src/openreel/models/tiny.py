@@ -56,12 +56,13 @@ TEMPLATE_WORDS = tuple(_TEMPLATE_TEXT.split())
 LLAMA_SPECIAL_TOKENS = ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
 
 
-def build_tiny_pipeline(family: str, folder: Path) -> None:
-    """Build the family's tiny text-to-video pipeline and save it to ``folder``."""
+def build_tiny_pipeline(name: str, folder: Path) -> None:
+    """Build a tiny pipeline and save it to ``folder``: a family's text-to-video pipeline, or a
+    dedicated checkpoint's ("wan-i2v", "cogvideox-i2v"; the tiny card is "tiny-<name>")."""
     try:
-        builder = _BUILDERS[family]
+        builder = _BUILDERS[name]
     except KeyError:
-        raise ValueError(f"no tiny build for family {family!r}; known: {', '.join(_BUILDERS)}") from None
+        raise ValueError(f"no tiny build named {name!r}; known: {', '.join(_BUILDERS)}") from None
     pipe = builder()
     Path(folder).mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(folder)
@@ -255,6 +256,41 @@ def build_cogvideox() -> DiffusionPipeline:
     )
 
 
+def build_cogvideox_i2v() -> DiffusionPipeline:
+    """CogVideoX-5b-I2V in small: the image latents enter as extra input channels, with rotary and
+    learned position embeddings (which fix the size: 96x64, the tiny card's native size)."""
+    from diffusers import CogVideoXImageToVideoPipeline, CogVideoXTransformer3DModel
+
+    t2v = build_cogvideox()
+    seeded()
+    transformer = CogVideoXTransformer3DModel(
+        # Rotary embeddings need a head width divisible by 16; 2 x 16 keeps the 32-wide text.
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=8,  # 4 noise + 4 image latent channels
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=32,
+        num_layers=1,
+        # The learned position table's size is the only size the model runs at: 96x64, 49 frames.
+        sample_width=12,
+        sample_height=8,
+        sample_frames=49,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=226,
+        use_rotary_positional_embeddings=True,
+        use_learned_positional_embeddings=True,
+    )
+    return CogVideoXImageToVideoPipeline(
+        tokenizer=t2v.tokenizer,
+        text_encoder=t2v.text_encoder,
+        vae=t2v.vae,
+        transformer=transformer,
+        scheduler=t2v.scheduler,
+    )
+
+
 def build_mochi() -> DiffusionPipeline:
     from diffusers import (
         AutoencoderKLMochi,
@@ -396,6 +432,61 @@ def build_wan() -> DiffusionPipeline:
     )
 
 
+def build_wan_i2v(pos_embed_seq_len: int | None = None) -> DiffusionPipeline:
+    """Wan 2.1 I2V in small: the transformer takes the noise, a mask and the image latents (16 + 4
+    + 16 channels) and CLIP image tokens; the rest as the text-to-video build. FLF2V's image
+    embedding adds positions for two images' tokens (``pos_embed_seq_len``)."""
+    from diffusers import WanImageToVideoPipeline, WanTransformer3DModel
+    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel
+
+    t2v = build_wan()
+    seeded()
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=36,
+        out_channels=16,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=1024,
+        image_dim=4,  # the image encoder's hidden size (the pipeline reads its hidden states)
+        pos_embed_seq_len=pos_embed_seq_len,
+    )
+    seeded()
+    # CLIPVisionModel, as the published checkpoint and the pipeline's signature have it.
+    image_encoder = CLIPVisionModel(
+        CLIPVisionConfig(
+            hidden_size=4,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=32,
+            intermediate_size=16,
+            patch_size=1,
+        )
+    )
+    return WanImageToVideoPipeline(
+        tokenizer=t2v.tokenizer,
+        text_encoder=t2v.text_encoder,
+        vae=t2v.vae,
+        transformer=transformer,
+        scheduler=t2v.scheduler,
+        image_encoder=image_encoder,
+        # The PIL processor: the default one wants torchvision, which does not run beside CPU torch.
+        image_processor=CLIPImageProcessorPil(crop_size=32, size=32),
+    )
+
+
+def build_wan_flf2v() -> DiffusionPipeline:
+    """Wan 2.1 FLF2V in small: I2V with positions for the first and the last image's CLIP tokens
+    (32 x 32 patches + the class token, each)."""
+    return build_wan_i2v(pos_embed_seq_len=2 * (32 * 32 + 1))
+
+
 def build_hunyuan() -> DiffusionPipeline:
     from diffusers import (
         AutoencoderKLHunyuanVideo,
@@ -487,4 +578,7 @@ _BUILDERS: dict[str, Callable[[], DiffusionPipeline]] = {
     "wan": build_wan,
     "hunyuan": build_hunyuan,
     "pyramid-flow": build_pyramid_flow,
+    "wan-i2v": build_wan_i2v,
+    "wan-flf2v": build_wan_flf2v,
+    "cogvideox-i2v": build_cogvideox_i2v,
 }

@@ -46,7 +46,8 @@ def ensure_tiny(card: ModelCard) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{card.id}-", dir=folder.parent))
     try:
-        build_tiny_pipeline(card.family, staging)
+        # Tiny ids are "tiny-<build>": a family, or a dedicated checkpoint ("tiny-wan-i2v").
+        build_tiny_pipeline(card.id.removeprefix("tiny-"), staging)
         try:
             os.rename(staging, folder)
         except OSError:
@@ -174,7 +175,11 @@ def card_for_folder(folder: Path) -> ModelCard:
                 f"{', '.join(FAMILIES)}",
                 param="model",
             )
-        base = next(card for card in CARDS if card.family == family)
+        # A dedicated checkpoint's pipeline class names its card (the first, for a class that
+        # several share: openreel.json picks another); else the family's first card.
+        base = next((card for card in CARDS if card.options.get("pipeline") == class_name), None) or next(
+            card for card in CARDS if card.family == family
+        )
     return replace(base, id=str(folder), source=f"local:{folder}", title=f"{base.title} (local folder)")
 
 

@@ -66,6 +66,7 @@ class Runner:
         dtype = getattr(torch, plan.dtype)
         # Every mode runs on the family's text-to-video pipeline: image-to-video and extension
         # condition it, remix and refinement reuse its components in a video-to-video pipeline.
+        # (A dedicated image-to-video checkpoint's card names its own pipeline for this slot.)
         pipe = family.load_pipeline(folder, card, "t2v", dtype)
         self._place(pipe, plan)
         pipe.set_progress_bar_config(disable=True)
@@ -153,7 +154,7 @@ class Runner:
         callback = _StepReporter(call_plan, on_step, should_cancel)
         arguments = family.call_arguments(call_plan, generator)
         anchor: LatentAnchor | None = None
-        if hasattr(family, "condition_arguments"):
+        if _conditions_natively(family, card):
             items = [(tail, 0)] if tail is not None else []
             if end is not None:
                 items.append((end, window.num_frames - len(end)))
@@ -310,6 +311,15 @@ class _StepReporter:
             # re-runs part of the schedule) count their own total.
             self.on_step(index + 1, getattr(pipe, "num_timesteps", None) or self.plan.steps, self.phase)
         return {}
+
+
+def _conditions_natively(family: Any, card: ModelCard) -> bool:
+    """Whether the family's own pipeline takes conditions for this card (``condition_arguments``):
+    for all its cards (LTX-Video, Pyramid Flow), or per card (``conditions_natively(card)``: the
+    dedicated image-to-video checkpoints of Wan and CogVideoX). Otherwise latent anchoring."""
+    if not hasattr(family, "condition_arguments"):
+        return False
+    return family.conditions_natively(card) if hasattr(family, "conditions_natively") else True
 
 
 def _check_shape(card: ModelCard, frames: np.ndarray, expected: tuple[int, ...]) -> None:

@@ -1,10 +1,14 @@
-"""CogVideoX and CogVideoX 1.5 (THUDM / Zhipu AI) through diffusers' CogVideoXPipeline.
+"""CogVideoX and CogVideoX 1.5 (THUDM / Zhipu AI) through diffusers' CogVideoXPipeline, and the
+image-to-video checkpoint through CogVideoXImageToVideoPipeline (card option ``pipeline``).
 
 The VAE compresses 4x in time and 8x in space and the transformer patches 2x2, so frames are 4k+1
 (CogVideoX 1.5 is trained on 16k+1) and sides multiples of 16. CogVideoX 1.5 also patches 2 latent
 frames together; the pipeline pads one latent frame when needed and drops it again before decoding,
 so every 4k+1 count still comes back exactly. The 5B models want dynamic CFG (a guidance scale that
 rises over the steps): the card's ``dynamic_cfg`` option.
+
+CogVideoX-5b-I2V (card option ``conditioning="image"``) takes the first frame as ``image``; other
+cards hold an image by latent anchoring.
 """
 
 from __future__ import annotations
@@ -43,8 +47,12 @@ def pipeline_class(mode: str) -> type[DiffusionPipeline]:
 
 
 def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
+    import diffusers
+
+    # A dedicated checkpoint names its own class: its text-to-video slot is that pipeline.
+    cls = getattr(diffusers, card.options["pipeline"]) if "pipeline" in card.options else pipeline_class(mode)
     # The published scheduler (DDIM for 2B, DPM for 5B) is the right one; nothing to override.
-    return pipeline_class(mode).from_pretrained(folder, dtype=dtype)
+    return cls.from_pretrained(folder, dtype=dtype)
 
 
 def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
@@ -59,6 +67,25 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
         "use_dynamic_cfg": bool(plan.options.get("dynamic_cfg", False)),
         "generator": generator,
     }
+
+
+# Copied from openreel.models.families.wan.conditions_natively
+def conditions_natively(card: ModelCard) -> bool:
+    """Whether ``condition_arguments`` serves this card (its own I2V pipeline); else the Runner
+    anchors the first latent frame on the text-to-video weights."""
+    return card.options.get("conditioning") == "image"
+
+
+def condition_arguments(items: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
+    """A clip (F, H, W, 3 floats in [0, 1]) at frame index 0 as CogVideoXImageToVideoPipeline's
+    ``image``: its first frame is the window's first. The pipeline has no last-frame input."""
+    from openreel.render.conditioning import to_pil
+
+    if len(items) != 1 or items[0][1] != 0:
+        raise UnsupportedModeError(
+            "CogVideoX image-to-video conditions only on the first frame", param="mode"
+        )
+    return {"image": to_pil(items[0][0][:1])[0]}
 
 
 def encode_frames(pipe: DiffusionPipeline, frames: np.ndarray) -> torch.Tensor:

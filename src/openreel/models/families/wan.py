@@ -1,9 +1,13 @@
-"""Wan 2.1 / 2.2 (Alibaba Wan team) through diffusers' WanPipeline.
+"""Wan 2.1 / 2.2 (Alibaba Wan team) through diffusers' WanPipeline, and the image-to-video
+checkpoints through WanImageToVideoPipeline (card option ``pipeline``).
 
 The VAE compresses 4x in time and 8x in space (16x for Wan 2.2 TI2V-5B), the transformer patches
 2x2, so frames are 4k+1 and sides multiples of 16 (32 for TI2V-5B): the card says so. Wan 2.1 ships
 UniPC with a flow shift that depends on resolution (3.0 for 480p, 5.0 for 720p); the card's
 ``flow_shift`` option sets it.
+
+The I2V checkpoints (card option ``conditioning="image"``) take the first frame as ``image`` and,
+for first-last-frame, the last as ``last_image``; other cards hold an image by latent anchoring.
 """
 
 from __future__ import annotations
@@ -48,11 +52,17 @@ def with_flow_shift(scheduler: SchedulerMixin, flow_shift: float) -> SchedulerMi
 
 
 def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
+    import diffusers
     import torch
 
-    # Wan's VAE runs in float32 even when the rest is bf16: its model cards load it that way, as
-    # reduced precision costs colour detail in the decode. The pipeline casts latents to the VAE's dtype.
-    pipe = pipeline_class(mode).from_pretrained(folder, dtype={"default": dtype, "vae": torch.float32})
+    # A dedicated checkpoint names its own class: its text-to-video slot is that pipeline.
+    cls = getattr(diffusers, card.options["pipeline"]) if "pipeline" in card.options else pipeline_class(mode)
+    # Wan's VAE (and the I2V checkpoints' CLIP image encoder) run in float32 even when the rest is
+    # bf16: the model cards load them that way, as reduced precision costs detail. The pipeline
+    # casts latents to the VAE's dtype and image embeddings to the transformer's.
+    pipe = cls.from_pretrained(
+        folder, dtype={"default": dtype, "vae": torch.float32, "image_encoder": torch.float32}
+    )
     if "flow_shift" in card.options:
         pipe.scheduler = with_flow_shift(pipe.scheduler, card.options["flow_shift"])
     return pipe
@@ -69,6 +79,31 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
         "guidance_scale": plan.guidance,
         "generator": generator,
     }
+
+
+def conditions_natively(card: ModelCard) -> bool:
+    """Whether ``condition_arguments`` serves this card (its own I2V pipeline); else the Runner
+    anchors the first latent frame on the text-to-video weights."""
+    return card.options.get("conditioning") == "image"
+
+
+def condition_arguments(items: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
+    """Clips (F, H, W, 3 floats in [0, 1]) at frame indices as WanImageToVideoPipeline's inputs:
+    the clip at index 0 gives ``image`` (its first frame is the window's first), one placed later
+    gives ``last_image`` (its last frame is the window's last: a loop's end), which only the
+    first-last-frame checkpoints take (their image embedding has positions for two images)."""
+    from openreel.render.conditioning import to_pil
+
+    starts = [frames for frames, index in items if index == 0]
+    ends = [frames for frames, index in items if index > 0]
+    if len(starts) != 1 or len(ends) > 1:
+        raise UnsupportedModeError(
+            "Wan image-to-video conditions on a first frame and at most a last frame", param="mode"
+        )
+    arguments: dict[str, Any] = {"image": to_pil(starts[0][:1])[0]}
+    if ends:
+        arguments["last_image"] = to_pil(ends[0][-1:])[0]
+    return arguments
 
 
 def encode_frames(pipe: DiffusionPipeline, frames: np.ndarray) -> torch.Tensor:
