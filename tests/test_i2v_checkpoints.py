@@ -160,3 +160,22 @@ def test_a_local_i2v_folder_gets_its_checkpoint_card(wan_clip):
     # Saved by the fixture's run; model_index.json names WanImageToVideoPipeline.
     card = card_for_folder(weights_folder(get_card("tiny-wan-i2v")))
     assert card.options["pipeline"] == "WanImageToVideoPipeline" and card.modes == {"i2v"}
+
+
+@pytest.mark.parametrize("name", ["wan-i2v", "wan-flf2v", "cogvideox-i2v"])
+def test_tiny_checkpoint_builds_are_deterministic_and_small(name, tmp_path):
+    import hashlib
+
+    from openreel.models.tiny import build_tiny_pipeline
+
+    def digests(folder: Path) -> dict[str, str]:
+        return {
+            str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in folder.rglob("*")
+            if path.is_file()
+        }
+
+    build_tiny_pipeline(name, tmp_path / "a")
+    build_tiny_pipeline(name, tmp_path / "b")
+    assert digests(tmp_path / "a") == digests(tmp_path / "b")
+    assert sum(path.stat().st_size for path in (tmp_path / "a").rglob("*") if path.is_file()) < 5 * 2**20
