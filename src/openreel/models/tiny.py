@@ -389,26 +389,30 @@ def build_ltx() -> DiffusionPipeline:
     )
 
 
+# The tiny Wan transformer, shared by the text-to-video and image-to-video builds (which differ
+# in their input channels and image embedding only).
+_WAN_TRANSFORMER: dict[str, Any] = dict(
+    patch_size=(1, 2, 2),
+    num_attention_heads=2,
+    attention_head_dim=12,
+    out_channels=16,
+    text_dim=32,
+    freq_dim=256,
+    ffn_dim=32,
+    num_layers=2,
+    cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads",
+    rope_max_seq_len=1024,  # the real value: refinement passes run far past 32 patches
+)
+
+
 def build_wan() -> DiffusionPipeline:
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from transformers import UMT5Config, UMT5EncoderModel
 
     tokenizer = t5_tokenizer()
     seeded()
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
-        in_channels=16,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=1024,  # the real value: refinement passes run far past 32 patches
-    )
+    transformer = WanTransformer3DModel(in_channels=16, **_WAN_TRANSFORMER)
     seeded()
     vae = AutoencoderKLWan(
         base_dim=3,
@@ -442,20 +446,10 @@ def build_wan_i2v(pos_embed_seq_len: int | None = None) -> DiffusionPipeline:
     t2v = build_wan()
     seeded()
     transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2),
-        num_attention_heads=2,
-        attention_head_dim=12,
         in_channels=36,
-        out_channels=16,
-        text_dim=32,
-        freq_dim=256,
-        ffn_dim=32,
-        num_layers=2,
-        cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads",
-        rope_max_seq_len=1024,
         image_dim=4,  # the image encoder's hidden size (the pipeline reads its hidden states)
         pos_embed_seq_len=pos_embed_seq_len,
+        **_WAN_TRANSFORMER,
     )
     seeded()
     # CLIPVisionModel, as the published checkpoint and the pipeline's signature have it.
