@@ -189,6 +189,13 @@ def generate(
         list[str] | None,
         typer.Option("--at", help='Change the prompt at a time, "SECONDS:PROMPT"; repeat for more.'),
     ] = None,
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--reference",
+            help="A reference image of a character (models that take them, e.g. Wan VACE); repeat for more.",
+        ),
+    ] = None,
     output: Output = None,
     recipe: Annotated[
         Path | None, typer.Option(help="Replay a recipe JSON exactly (other options are ignored).")
@@ -226,6 +233,7 @@ def generate(
                 mode="i2v" if image else "t2v",
                 image=str(image) if image else None,
                 prompt_schedule=tuple(parse_schedule_entry(entry) for entry in at or ()),
+                references=tuple(str(path) for path in reference or ()),
             )
     except OpenreelError as error:
         _fail(error)

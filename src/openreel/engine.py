@@ -160,6 +160,12 @@ class Engine:
 
             load_image(spec.image, 64, 64)  # readable, not a decompression bomb
             spec = replace(spec, image=str(Path(spec.image).resolve()))
+        if spec.references:
+            from openreel.render.inputs import load_image
+
+            for path in spec.references:
+                load_image(path, 64, 64, param="references")
+            spec = replace(spec, references=tuple(str(Path(path).resolve()) for path in spec.references))
         if spec.video:
             from openreel.render.inputs import probe_clip
 
@@ -400,8 +406,22 @@ class Engine:
                 end = source[: plan.trailing]
             else:
                 first = source[-plan.windows[0].overlap :]
+        # A character's reference images, whole (fitted within the frame, not cropped).
+        references = [
+            load_image(path, plan.width, plan.height, contain=True, param="references")
+            for path in plan.inputs.get("references", ())
+        ]
         return self._model_frames(
-            card, folder, plan, seed, clock, should_cancel, first=first, end=end, keyframes=keyframes
+            card,
+            folder,
+            plan,
+            seed,
+            clock,
+            should_cancel,
+            first=first,
+            end=end,
+            keyframes=keyframes,
+            references=references,
         )
 
     def _model_frames(
@@ -416,12 +436,14 @@ class Engine:
         first: np.ndarray | None = None,
         end: np.ndarray | None = None,
         keyframes: list[tuple[np.ndarray, int]] | None = None,
+        references: list[np.ndarray] | None = None,
     ) -> Iterator[np.ndarray]:
         """The clip's frames as the model stage makes them, window after window, as uint8.
 
         ``first`` conditions the first window's opening frames (an image, or the tail of a clip
         being extended: then they are the clip's own and skipped like any overlap); ``end`` the
-        last window's closing ``plan.trailing`` frames (a clip's head, extending backwards).
+        last window's closing ``plan.trailing`` frames (a clip's head, extending backwards);
+        ``references`` (a character's images) every window, so it looks the same throughout.
 
         Lazy: post-processing and the encoder pull frames while later windows are still to be
         made, so a long clip is never held whole. Each window after the first begins with frames
@@ -447,6 +469,7 @@ class Engine:
                     for frames, index in keyframes or ()
                     if window.start + window.overlap <= index < window.start + window.num_frames
                 ],
+                references=references,
                 on_step=clock.window_step(window.index),
                 should_cancel=should_cancel,
             )

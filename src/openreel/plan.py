@@ -305,7 +305,11 @@ def check_mode(card: ModelCard, mode: str) -> None:
     if mode not in card.modes:
         able = [c.id for c in all_cards() if mode in c.modes and not c.is_tiny]
         tiny = [c.id for c in all_cards() if mode in c.modes and c.is_tiny]
-        label = {"extend_backward": "backward extension", "still": "stills"}.get(mode, mode)
+        label = {
+            "extend_backward": "backward extension",
+            "still": "stills",
+            "references": "reference images",
+        }.get(mode, mode)
         raise UnsupportedModeError(
             f"{card.id} cannot do {label}; models that can: {', '.join(able + tiny) or 'none yet'}",
             param="model",
@@ -316,6 +320,8 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
     """Decide everything about one run. ``spec`` must be validated; raises SpecError with the
     allowed values when this model cannot make what was asked."""
     check_mode(card, "extend_backward" if spec.mode == "extend" and spec.backward else spec.mode)
+    if spec.references:
+        check_mode(card, "references")
     if spec.seconds > card.max_total_seconds + 1e-9:
         windows = (
             f" (in windows of {card.max_seconds:.2f} s)"
@@ -448,6 +454,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
                 ("backward", spec.backward),
                 ("video_b", spec.video_b),
                 ("curve", spec.curve),
+                ("references", list(spec.references)),
             )
             if value
         },

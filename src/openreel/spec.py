@@ -30,6 +30,8 @@ REMIX_STRENGTHS = {"subtle": 0.3, "mild": 0.5, "strong": 0.75}
 MIN_SIDE, MAX_SIDE = 64, 3840
 MIN_FPS, MAX_FPS = 1, 60
 MAX_VARIATIONS = 4
+# Reference images of a character: each is a few latent frames more for the model to denoise.
+MAX_REFERENCES = 4
 DEFAULT_SECONDS = 4.0
 DEFAULT_FPS = 24
 DEFAULT_RESOLUTION = "480p"
@@ -107,6 +109,9 @@ class VideoSpec:
     curve: str | None = None
     # Storyboard cards: {"at": seconds, and one of "text": prompt, "image": path, "video": path}.
     cards: tuple[dict[str, Any], ...] = ()
+    # Reference images of a character (paths), for models that take them ("references" mode on
+    # the card: Wan VACE); with t2v, i2v or extend.
+    references: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -171,6 +176,7 @@ class VideoSpec:
             prompt_schedule=schedule,
             strength=strength,
             cards=tuple(dict(card) for card in self.cards),
+            references=tuple(str(path) for path in self.references),
             curve=self.curve or ("ease" if self.mode == "blend" else None),
         )
 
@@ -220,6 +226,17 @@ def _check_mode_inputs(spec: VideoSpec) -> float | None:
         raise SpecError("backward only applies to extend", param="backward")
     if spec.curve is not None and (spec.mode != "blend" or spec.curve not in CURVES):
         raise SpecError(f"curve applies to blend and is one of {', '.join(CURVES)}", param="curve")
+    if spec.references:
+        if isinstance(spec.references, str) or not all(
+            isinstance(path, str) and path for path in spec.references
+        ):
+            raise SpecError("references is a list of image paths", param="references")
+        if len(spec.references) > MAX_REFERENCES:
+            raise SpecError(
+                f"at most {MAX_REFERENCES} reference images (got {len(spec.references)})", param="references"
+            )
+        if spec.mode not in ("t2v", "i2v", "extend"):
+            raise SpecError("reference images apply to t2v, i2v and extend", param="references")
     if spec.cards and spec.mode != "storyboard":
         raise SpecError("cards only apply to storyboard", param="cards")
     if spec.mode == "storyboard":

@@ -45,6 +45,10 @@ _MODES = {
     # FLF2V needs both images: it makes loops (the kept part's tail -> the clip's first frame).
     "wan-flf2v": frozenset({"loop"}),
     "cogvideox-i2v": frozenset({"i2v"}),
+    # VACE takes a full-length control video with a mask (0: keep this pixel, 1: generate it), so
+    # a first frame (i2v) or a clip's tail (extend) is given in pixels; "references" is its
+    # reference_images input (characters: look like these, placed anywhere).
+    "wan-vace": frozenset({"t2v", "i2v", "extend", "references"}),
 }
 
 FAMILIES = ("cogvideox", "mochi", "ltx", "wan", "hunyuan", "pyramid-flow")
@@ -503,6 +507,37 @@ CARDS: tuple[ModelCard, ...] = (
         dit_width=5120,
         dit_depth=40,
     ),
+    ModelCard(
+        id="wan2.1-vace-1.3b",
+        family="wan",
+        title="Wan 2.1 VACE 1.3B",
+        source="hub:Wan-AI/Wan2.1-VACE-1.3B-diffusers",
+        licence=_WAN_LICENCE[0],
+        licence_url=_WAN_LICENCE[1],
+        authors=("Wan Team, Alibaba",),
+        modes=_MODES["wan-vace"],
+        native_width=832,
+        native_height=480,
+        fps=16,
+        frame_step=4,
+        max_frames=81,
+        size_multiple=16,
+        default_steps=30,
+        default_guidance=5.0,
+        # The 1.3B text-to-video model's need plus its VACE blocks and the control latents.
+        memory_gib=10.0,
+        quality=2,
+        # WanVACEPipeline: frames to keep enter as ``video`` + ``mask``, characters as
+        # ``reference_images``; without either it is plain text-to-video.
+        options={"flow_shift": 3.0, "pipeline": "WanVACEPipeline", "conditioning": "video"},
+        description="Wan 2.1 VACE 1.3B: text, a first frame, a clip to extend, reference images; "
+        "5 s at 16 fps, 832x480.",
+        # Its transformer needs the VACE control input: the video-to-video refinement cannot reuse it.
+        upscaler=None,
+        params_b=1.3,
+        dit_width=1536,
+        dit_depth=30,
+    ),
     # --- HunyuanVideo (Tencent) ---
     ModelCard(
         id="hunyuanvideo",
@@ -588,6 +623,7 @@ TINY_CARDS: tuple[ModelCard, ...] = (
         id="tiny-cogvideox-i2v",
         title="Tiny cogvideox image-to-video (random weights)",
     ),
+    _tiny("wan", "wan2.1-vace-1.3b", id="tiny-wan-vace", title="Tiny wan VACE (random weights)"),
 )
 
 # Pyramid Flow is ported natively (not in diffusers); its cards live beside its code. Imported

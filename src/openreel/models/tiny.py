@@ -58,7 +58,7 @@ LLAMA_SPECIAL_TOKENS = ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"
 
 def build_tiny_pipeline(name: str, folder: Path) -> None:
     """Build a tiny pipeline and save it to ``folder``: a family's text-to-video pipeline, or a
-    dedicated checkpoint's ("wan-i2v", "cogvideox-i2v"; the tiny card is "tiny-<name>")."""
+    dedicated checkpoint's ("wan-i2v", "wan-vace", "cogvideox-i2v"; the tiny card is "tiny-<name>")."""
     try:
         builder = _BUILDERS[name]
     except KeyError:
@@ -481,6 +481,30 @@ def build_wan_flf2v() -> DiffusionPipeline:
     return build_wan_i2v(pos_embed_seq_len=2 * (32 * 32 + 1))
 
 
+def build_wan_vace() -> DiffusionPipeline:
+    """Wan 2.1 VACE in small: the text-to-video transformer plus VACE blocks that read the
+    conditioning latents (16 inactive + 16 reactive latent channels + the 8 x 8 pixel mask folded
+    into 64 channels: 96) at layers 0 and 1; the rest as the text-to-video build."""
+    from diffusers import WanVACEPipeline, WanVACETransformer3DModel
+
+    t2v = build_wan()
+    seeded()
+    transformer = WanVACETransformer3DModel(
+        in_channels=16,
+        # VACE needs a block at layer 0 (it holds the input projection); both tiny layers get one.
+        vace_layers=[0, 1],
+        vace_in_channels=96,
+        **_WAN_TRANSFORMER,
+    )
+    return WanVACEPipeline(
+        tokenizer=t2v.tokenizer,
+        text_encoder=t2v.text_encoder,
+        vae=t2v.vae,
+        transformer=transformer,
+        scheduler=t2v.scheduler,
+    )
+
+
 def build_hunyuan() -> DiffusionPipeline:
     from diffusers import (
         AutoencoderKLHunyuanVideo,
@@ -575,4 +599,5 @@ _BUILDERS: dict[str, Callable[[], DiffusionPipeline]] = {
     "wan-i2v": build_wan_i2v,
     "wan-flf2v": build_wan_flf2v,
     "cogvideox-i2v": build_cogvideox_i2v,
+    "wan-vace": build_wan_vace,
 }

@@ -32,28 +32,35 @@ class ClipInfo:
         return self.frames / self.fps
 
 
-def load_image(path: str | Path, width: int, height: int) -> np.ndarray:
-    """The image as one float frame (1, height, width, 3) in [0, 1]: scaled to cover, centre-cropped."""
+def load_image(
+    path: str | Path, width: int, height: int, *, contain: bool = False, param: str = "image"
+) -> np.ndarray:
+    """The image as one float frame (1, height, width, 3) in [0, 1]: scaled to cover, centre-cropped.
+    ``contain``: scaled to fit within width x height instead, its own aspect kept (a reference
+    image of a character must not lose its head to a crop)."""
     import numpy as np
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"image {path} does not exist", param="image")
+        raise SpecError(f"image {path} does not exist", param=param)
     try:
         with Image.open(path) as probe:
             if probe.width * probe.height > MAX_IMAGE_PIXELS:
                 raise SpecError(
                     f"image {path.name} is {probe.width}x{probe.height}: more than "
                     f"{MAX_IMAGE_PIXELS // 10**6} megapixels",
-                    param="image",
+                    param=param,
                 )
             probe.verify()
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image).convert("RGB")
-            fitted = ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
+            if contain:
+                fitted = ImageOps.contain(image, (width, height), Image.Resampling.LANCZOS)
+            else:
+                fitted = ImageOps.fit(image, (width, height), Image.Resampling.LANCZOS)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise SpecError(f"{path.name} is not a readable image ({exc})", param="image") from None
+        raise SpecError(f"{path.name} is not a readable image ({exc})", param=param) from None
     return (np.asarray(fitted, dtype=np.float32) / 255.0)[None]
 
 

@@ -133,6 +133,7 @@ class Runner:
         tail: np.ndarray | None = None,
         end: np.ndarray | None = None,
         extra: list[tuple[np.ndarray, int]] | None = None,
+        references: list[np.ndarray] | None = None,
         on_step: StepCallback | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> WindowFrames:
@@ -142,7 +143,8 @@ class Runner:
         ``tail``: frames the window must begin with (the previous window's last frames, the clip
         being extended, or an image). ``end``: frames it must end with (extending backwards:
         the clip's head) and ``extra`` (frames at window indices: storyboard keyframes) only
-        families with native conditioning (LTX-Video) accept."""
+        families with native conditioning (LTX-Video) accept. ``references``: images (1, H, W, 3)
+        of what a character looks like, for cards whose pipeline takes them (VACE)."""
         import torch
 
         pipe = self.pipeline(card, folder, plan)
@@ -159,7 +161,10 @@ class Runner:
             if end is not None:
                 items.append((end, window.num_frames - len(end)))
             items.extend(extra or ())
-            if items:
+            if items and card.options.get("conditioning") == "video":
+                # VACE's control video spans the whole window, so it needs the window's length.
+                arguments.update(family.video_condition_arguments(items, window.num_frames))
+            elif items:
                 arguments.update(family.condition_arguments(items))
         elif end is not None or extra:
             raise UnsupportedModeError(
@@ -169,6 +174,10 @@ class Runner:
             anchor = LatentAnchor(
                 family.encode_frames(pipe, tail), family.LATENT_FRAME_AXIS, seed + window.index
             )
+        if references:
+            if "references" not in card.modes or not hasattr(family, "reference_arguments"):
+                raise UnsupportedModeError(f"{card.id} cannot take reference images", param="model")
+            arguments.update(family.reference_arguments(references))
         step_end = anchor.callback(callback) if anchor is not None else callback
         try:
             with torch.inference_mode():
@@ -316,7 +325,7 @@ class _StepReporter:
 def _conditions_natively(family: Any, card: ModelCard) -> bool:
     """Whether the family's own pipeline takes conditions for this card (``condition_arguments``):
     for all its cards (LTX-Video, Pyramid Flow), or per card (``conditions_natively(card)``: the
-    dedicated image-to-video checkpoints of Wan and CogVideoX). Otherwise latent anchoring."""
+    dedicated image-to-video checkpoints of Wan and CogVideoX, Wan VACE). Otherwise latent anchoring."""
     if not hasattr(family, "condition_arguments"):
         return False
     return family.conditions_natively(card) if hasattr(family, "conditions_natively") else True

@@ -804,8 +804,10 @@ async def extend_video(
     summary="Keep a named character",
     description="Stores reference images (uploaded as `image`, or the first frame of an uploaded "
     "`video`) under a name, for the caller only. A create request that names the character "
-    "(extra_body `character`: its id or name) becomes image-to-video from the character's first "
-    "reference image; nothing more is done to keep the character consistent.",
+    "(extra_body `character`: its id or name) on a model that takes reference images (Wan 2.1 "
+    "VACE: `references` in its modes) is conditioned on the character's reference images (the "
+    "first four) throughout; on other models it becomes image-to-video from the character's first "
+    "reference image, and nothing more keeps the character consistent.",
     tags=["videos"],
 )
 async def create_character(

@@ -52,6 +52,7 @@ from openreel.server.protocol import (
     VideoList,
 )
 from openreel.server.settings import Settings
+from openreel.spec import MAX_REFERENCES
 
 log = logging.getLogger("openreel.server")
 RequestModel = TypeVar("RequestModel", bound=BaseModel)
@@ -266,6 +267,7 @@ class OpenAIServingVideos:
                 upload, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels
             )
         start_image: str | None = None
+        character_images: list[str] = []
         if request.character is not None:
             if image is not None:
                 raise ApiError(
@@ -279,11 +281,20 @@ class OpenAIServingVideos:
                     param="character",
                     code="character_not_found",
                 )
-            # The character's own file: the job must not own (and delete) it.
-            start_image = character.images[0]
+            # The character's own files: the job must not own (and delete) them.
+            character_images = list(character.images)
         # Only catalog ids: the engine would also take a folder path, which must not let a
         # client name files on the server.
         card = get_card(model)
+        references: tuple[str, ...] = ()
+        if character_images:
+            if "references" in card.modes:
+                # A model that takes reference images (Wan VACE) keeps the character from all of
+                # them, wherever it appears; the video need not start from one.
+                references = tuple(character_images[:MAX_REFERENCES])
+            else:
+                # Elsewhere the character is image-to-video from its first reference image.
+                start_image = character_images[0]
         job_id = new_job_id()
         reference: str | None = None
         if image is not None:
@@ -302,7 +313,7 @@ class OpenAIServingVideos:
                 default_seconds=settings.default_seconds,
                 mode=mode,
             )
-            resolved = self.executor.check(replace(spec, image=start_image))
+            resolved = self.executor.check(replace(spec, image=start_image, references=references))
         except BaseException:
             if reference:
                 Path(reference).unlink(missing_ok=True)

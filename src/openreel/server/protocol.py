@@ -115,8 +115,9 @@ class VideoCreateRequest(BaseModel):
     variations: int | None = None
     character: str | None = Field(
         None,
-        description="openreel: a character's id or name (POST /v1/videos/characters); the video "
-        "starts from that character's first reference image (image-to-video).",
+        description="openreel: a character's id or name (POST /v1/videos/characters). Models that "
+        "take reference images (Wan 2.1 VACE) are conditioned on its reference images; on others the "
+        "video starts from its first reference image (image-to-video).",
     )
 
     @field_validator("seconds", mode="before")

@@ -1,5 +1,6 @@
-"""Wan 2.1 / 2.2 (Alibaba Wan team) through diffusers' WanPipeline, and the image-to-video
-checkpoints through WanImageToVideoPipeline (card option ``pipeline``).
+"""Wan 2.1 / 2.2 (Alibaba Wan team) through diffusers' WanPipeline, the image-to-video
+checkpoints through WanImageToVideoPipeline and VACE through WanVACEPipeline (card option
+``pipeline``).
 
 The VAE compresses 4x in time and 8x in space (16x for Wan 2.2 TI2V-5B), the transformer patches
 2x2, so frames are 4k+1 and sides multiples of 16 (32 for TI2V-5B): the card says so. Wan 2.1 ships
@@ -7,7 +8,10 @@ UniPC with a flow shift that depends on resolution (3.0 for 480p, 5.0 for 720p);
 ``flow_shift`` option sets it.
 
 The I2V checkpoints (card option ``conditioning="image"``) take the first frame as ``image`` and,
-for first-last-frame, the last as ``last_image``; other cards hold an image by latent anchoring.
+for first-last-frame, the last as ``last_image``. VACE (``conditioning="video"``) takes frames to
+keep in pixels: a full-length control ``video`` with a ``mask`` that is 0 on them and 1 on the
+frames to generate, and characters as ``reference_images``. Other cards hold an image by latent
+anchoring.
 """
 
 from __future__ import annotations
@@ -82,9 +86,10 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
 
 
 def conditions_natively(card: ModelCard) -> bool:
-    """Whether ``condition_arguments`` serves this card (its own I2V pipeline); else the Runner
-    anchors the first latent frame on the text-to-video weights."""
-    return card.options.get("conditioning") == "image"
+    """Whether the card's own pipeline takes conditions: ``condition_arguments`` (I2V, FLF2V) or
+    ``video_condition_arguments`` (VACE); else the Runner anchors the first latent frame on the
+    text-to-video weights."""
+    return card.options.get("conditioning") in ("image", "video")
 
 
 def condition_arguments(items: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
@@ -104,6 +109,41 @@ def condition_arguments(items: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
     if ends:
         arguments["last_image"] = to_pil(ends[0][-1:])[0]
     return arguments
+
+
+def video_condition_arguments(items: list[tuple[np.ndarray, int]], num_frames: int) -> dict[str, Any]:
+    """Clips (F, H, W, 3 floats in [0, 1]) at frame indices as WanVACEPipeline's ``video`` and
+    ``mask`` over the whole window of ``num_frames``: the given frames where they stand with mask 0
+    (keep), mid-grey with mask 1 (generate) elsewhere, as the pipeline's own example does. The
+    control video must be as long as the window: its latents are concatenated to the noise's."""
+    import numpy as np
+    from PIL import Image
+
+    from openreel.render.conditioning import to_pil
+
+    height, width = items[0][0].shape[1:3]
+    video = np.full((num_frames, height, width, 3), 0.5, dtype=np.float32)
+    keep = np.zeros(num_frames, dtype=bool)
+    for frames, index in items:
+        if index < 0 or index + len(frames) > num_frames:
+            raise UnsupportedModeError(
+                f"frames at {index}..{index + len(frames) - 1} fall outside a {num_frames}-frame window",
+                param="mode",
+            )
+        video[index : index + len(frames)] = frames
+        keep[index : index + len(frames)] = True
+    # PIL "L" masks, as the pipeline takes them: 0 black (keep), 255 white (generate).
+    masks = [Image.new("L", (width, height), 0 if kept else 255) for kept in keep]
+    return {"video": to_pil(video), "mask": masks}
+
+
+def reference_arguments(images: list[np.ndarray]) -> dict[str, Any]:
+    """Reference images (each (1, H, W, 3) floats in [0, 1], any aspect) as WanVACEPipeline's
+    ``reference_images``: what a character looks like, wherever it appears. The pipeline pads each
+    onto a white canvas of the video's size and denoises it as extra leading latent frames."""
+    from openreel.render.conditioning import to_pil
+
+    return {"reference_images": [to_pil(image[:1])[0] for image in images]}
 
 
 def encode_frames(pipe: DiffusionPipeline, frames: np.ndarray) -> torch.Tensor:
