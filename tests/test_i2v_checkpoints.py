@@ -1,5 +1,5 @@
-"""Dedicated image-to-video checkpoints (Wan 2.1 I2V, CogVideoX-5b-I2V) run their families' own
-I2V pipelines: the image reaches the pipeline as ``image`` (and a loop's end as Wan's
+"""Dedicated image-to-video checkpoints (Wan 2.1 I2V, CogVideoX-5b-I2V, HunyuanVideo-I2V) run
+their families' own I2V pipelines: the image reaches the pipeline as ``image`` (and a loop's end as Wan's
 ``last_image``), the result has the exact size, fps and frames, and text alone is refused."""
 
 from __future__ import annotations
@@ -131,7 +131,28 @@ def test_cogvideox_i2v_gives_the_image_to_its_own_pipeline(reference, tmp_path, 
     assert (info.width, info.height, info.fps, info.frames) == (160, 90, 12, 24)
 
 
-@pytest.mark.parametrize("model", ["tiny-wan-i2v", "tiny-cogvideox-i2v", "tiny-wan-flf2v"])
+def test_hunyuan_i2v_gives_the_image_to_its_own_pipeline(reference, tmp_path, monkeypatch):
+    from diffusers import HunyuanVideoImageToVideoPipeline
+
+    calls = spy_on(monkeypatch, HunyuanVideoImageToVideoPipeline)
+    out = tmp_path / "i2v.mp4"
+    cli(
+        "generate", "the scene comes alive", "--image", str(reference), "--model", "tiny-hunyuan-i2v",
+        "--seconds", "1", "--size", SIZE, "--fps", "24", "--steps", "2", "--seed", "1",
+        "--output", str(out), "-q",
+    )  # fmt: skip
+    (call,) = calls
+    assert (call["width"], call["height"], call["num_frames"]) == (96, 64, 25)
+    assert np.abs(pixels(call["image"]) - expected_image(reference)).mean() < 8
+    # Token replacement keeps every frame (the 33-channel checkpoint's latent concat drops four).
+    info = probe(out)
+    assert (info.width, info.height, info.fps, info.frames) == (96, 64, 24, 24)
+    assert json.loads(out.with_suffix(".json").read_text())["spec"]["mode"] == "i2v"
+
+
+@pytest.mark.parametrize(
+    "model", ["tiny-wan-i2v", "tiny-cogvideox-i2v", "tiny-wan-flf2v", "tiny-hunyuan-i2v"]
+)
 def test_text_alone_is_refused_naming_models_that_can(model, wan_clip, tmp_path):
     message = fail("generate", "x", "--model", model, "--output", str(tmp_path / "x.mp4"))
     assert f"{model} cannot do t2v; models that can:" in message and "tiny-wan," in message
@@ -152,6 +173,10 @@ def test_i2v_cards_name_their_pipelines_and_modes():
     flf2v = get_card("wan2.1-flf2v-14b-720p")
     assert flf2v.hub_repo == "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers" and flf2v.modes == {"loop"}
     assert get_card("tiny-wan-flf2v").modes == flf2v.modes
+    hunyuan = get_card("hunyuanvideo-i2v")
+    assert hunyuan.hub_repo == "hunyuanvideo-community/HunyuanVideo-I2V" and hunyuan.modes == {"i2v"}
+    assert hunyuan.options["pipeline"] == "HunyuanVideoImageToVideoPipeline"
+    assert get_card("tiny-hunyuan-i2v").modes == hunyuan.modes
 
 
 def test_a_local_i2v_folder_gets_its_checkpoint_card(wan_clip):
@@ -162,7 +187,7 @@ def test_a_local_i2v_folder_gets_its_checkpoint_card(wan_clip):
     assert card.options["pipeline"] == "WanImageToVideoPipeline" and card.modes == {"i2v"}
 
 
-@pytest.mark.parametrize("name", ["wan-i2v", "wan-flf2v", "cogvideox-i2v"])
+@pytest.mark.parametrize("name", ["wan-i2v", "wan-flf2v", "cogvideox-i2v", "hunyuan-i2v"])
 def test_tiny_checkpoint_builds_are_deterministic_and_small(name, tmp_path):
     import hashlib
 

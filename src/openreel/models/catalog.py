@@ -49,6 +49,7 @@ _MODES = {
     # a first frame (i2v) or a clip's tail (extend) is given in pixels; "references" is its
     # reference_images input (characters: look like these, placed anywhere).
     "wan-vace": frozenset({"t2v", "i2v", "extend", "references"}),
+    "hunyuan-i2v": frozenset({"i2v"}),
 }
 
 FAMILIES = ("cogvideox", "mochi", "ltx", "wan", "hunyuan", "pyramid-flow")
@@ -564,6 +565,36 @@ CARDS: tuple[ModelCard, ...] = (
         dit_width=3072,
         dit_depth=60,
     ),
+    ModelCard(
+        id="hunyuanvideo-i2v",
+        family="hunyuan",
+        title="HunyuanVideo I2V 13B",
+        source="hub:hunyuanvideo-community/HunyuanVideo-I2V",
+        licence="Tencent Hunyuan Community License",
+        licence_url="https://huggingface.co/tencent/HunyuanVideo-I2V/blob/main/LICENSE",
+        authors=("Tencent Hunyuan",),
+        modes=_MODES["hunyuan-i2v"],
+        native_width=1280,
+        native_height=720,
+        fps=24,
+        frame_step=4,
+        max_frames=129,
+        size_multiple=16,
+        default_steps=50,
+        default_guidance=6.0,
+        # The 13B transformer plus a LLaVA-LLaMA 8B text encoder with its vision tower.
+        memory_gib=62.0,
+        quality=5,
+        # HunyuanVideoImageToVideoPipeline on the 16-channel checkpoint: the image's latents
+        # replace the first latent frame's tokens, and the LLaVA encoder reads the image with the
+        # prompt. (The 33-channel checkpoint drops four frames from each result: not this one.)
+        options={"pipeline": "HunyuanVideoImageToVideoPipeline", "conditioning": "image"},
+        description="HunyuanVideo image-to-video 13B from a first frame; 5.4 s at 24 fps, 1280x720.",
+        upscaler=None,
+        params_b=13.0,
+        dit_width=3072,
+        dit_depth=60,
+    ),
 )
 
 
@@ -624,6 +655,12 @@ TINY_CARDS: tuple[ModelCard, ...] = (
         title="Tiny cogvideox image-to-video (random weights)",
     ),
     _tiny("wan", "wan2.1-vace-1.3b", id="tiny-wan-vace", title="Tiny wan VACE (random weights)"),
+    _tiny(
+        "hunyuan",
+        "hunyuanvideo-i2v",
+        id="tiny-hunyuan-i2v",
+        title="Tiny hunyuan image-to-video (random weights)",
+    ),
 )
 
 # Pyramid Flow is ported natively (not in diffusers); its cards live beside its code. Imported

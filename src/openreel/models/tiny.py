@@ -53,6 +53,8 @@ _TEMPLATE_TEXT = """
     camera angles movements transitions used
 """
 TEMPLATE_WORDS = tuple(_TEMPLATE_TEXT.split())
+# HunyuanVideo I2V's template adds these to the text-to-video one's.
+I2V_TEMPLATE_WORDS = ("according", "reference", "image")
 LLAMA_SPECIAL_TOKENS = ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
 
 
@@ -155,19 +157,32 @@ def _bpe_vocab_and_merges(
     return vocab, merges
 
 
-def _llama_tokenizer() -> Any:
-    """A Llama-style byte-fallback BPE tokenizer (HunyuanVideo's first text encoder)."""
+def _llama_tokenizer(image: bool = False) -> Any:
+    """A Llama-style byte-fallback BPE tokenizer (HunyuanVideo's first text encoder).
+
+    ``image``: the LLaVA variant of HunyuanVideo I2V, whose template puts ``<image>`` at token 5
+    (the pipeline's ``image_emb_start``) and expands it to the image features there. That needs
+    the begin-of-text token, an ``<image>`` token and "system" (right after a header token, so
+    without a leading space) as one token, as in Llama 3."""
     from transformers import LlamaTokenizer
 
-    specials = ["<unk>", "<s>", "</s>", "<pad>", *LLAMA_SPECIAL_TOKENS]
+    image_specials = ["<image>"] if image else []
+    specials = ["<unk>", "<s>", "</s>", "<pad>", *LLAMA_SPECIAL_TOKENS, *image_specials]
     byte_tokens = [f"<0x{value:02X}>" for value in range(256)]
-    words = sorted(set(WORDS) | set(TEMPLATE_WORDS))
+    words = sorted(set(WORDS) | set(TEMPLATE_WORDS) | (set(I2V_TEMPLATE_WORDS) if image else set()))
     vocab, merges = _bpe_vocab_and_merges(words, prefix="▁", base=[*specials, *byte_tokens, "\n"])
+    if image:
+        left = "s"
+        for right in "ystem":
+            vocab.setdefault(left + right, len(vocab))
+            merges.append((left, right))
+            left += right
     # "\n\n" is one token in Llama 3, as the template's line breaks are.
     vocab["\n\n"] = len(vocab)
     merges.append(("\n", "\n"))
-    tokenizer = LlamaTokenizer(vocab=vocab, merges=merges, pad_token="<pad>")
-    tokenizer.add_special_tokens({"additional_special_tokens": list(LLAMA_SPECIAL_TOKENS)})
+    extra = {"bos_token": "<s>", "add_bos_token": True} if image else {}
+    tokenizer = LlamaTokenizer(vocab=vocab, merges=merges, pad_token="<pad>", **extra)
+    tokenizer.add_special_tokens({"additional_special_tokens": [*LLAMA_SPECIAL_TOKENS, *image_specials]})
     return tokenizer
 
 
@@ -582,6 +597,78 @@ def build_hunyuan() -> DiffusionPipeline:
     )
 
 
+def build_hunyuan_i2v() -> DiffusionPipeline:
+    """HunyuanVideo I2V (the 16-channel checkpoint) in small: the image's latents replace the first
+    latent frame's tokens ("token_replace"), and a LLaVA text encoder reads the image with the
+    prompt. Its CLIP vision tower makes 576 image features (336 px / 14 px patches, squared), the
+    number the pipeline's default template reserves; the rest as the text-to-video build."""
+    from diffusers import HunyuanVideoImageToVideoPipeline, HunyuanVideoTransformer3DModel
+    from transformers import (
+        CLIPImageProcessorPil,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+    )
+
+    t2v = build_hunyuan()
+    tokenizer = _llama_tokenizer(image=True)
+    seeded()
+    transformer = HunyuanVideoTransformer3DModel(
+        in_channels=4,
+        out_channels=4,
+        num_attention_heads=2,
+        attention_head_dim=10,
+        num_layers=1,
+        num_single_layers=1,
+        num_refiner_layers=1,
+        patch_size=2,
+        patch_size_t=1,
+        guidance_embeds=True,
+        text_embed_dim=16,
+        pooled_projection_dim=8,
+        rope_axes_dim=(2, 4, 4),
+        image_condition_type="token_replace",
+    )
+    seeded()
+    text_encoder = LlavaForConditionalGeneration(
+        LlavaConfig(
+            text_config=LlamaConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=16,
+                intermediate_size=37,
+                num_attention_heads=4,
+                num_hidden_layers=2,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            ),
+            vision_config=CLIPVisionConfig(
+                hidden_size=8,
+                intermediate_size=37,
+                projection_dim=32,
+                num_attention_heads=4,
+                num_hidden_layers=2,
+                image_size=336,
+                patch_size=14,
+            ),
+            image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    )
+    return HunyuanVideoImageToVideoPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        tokenizer_2=t2v.tokenizer_2,
+        text_encoder_2=t2v.text_encoder_2,
+        vae=t2v.vae,
+        transformer=transformer,
+        scheduler=t2v.scheduler,
+        # The PIL processor: the default one wants torchvision, which does not run beside CPU torch.
+        image_processor=CLIPImageProcessorPil(crop_size=336, size=336),
+    )
+
+
 def build_pyramid_flow() -> DiffusionPipeline:
     # Ported natively; its tiny build lives beside its code.
     from openreel.models.pyramid_flow.tiny import build_tiny_pipeline as build_pyramid
@@ -600,4 +687,5 @@ _BUILDERS: dict[str, Callable[[], DiffusionPipeline]] = {
     "wan-flf2v": build_wan_flf2v,
     "cogvideox-i2v": build_cogvideox_i2v,
     "wan-vace": build_wan_vace,
+    "hunyuan-i2v": build_hunyuan_i2v,
 }

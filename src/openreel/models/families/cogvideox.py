@@ -69,7 +69,6 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
     }
 
 
-# Copied from openreel.models.families.wan.conditions_natively
 def conditions_natively(card: ModelCard) -> bool:
     """Whether ``condition_arguments`` serves this card (its own I2V pipeline); else the Runner
     anchors the first latent frame on the text-to-video weights."""

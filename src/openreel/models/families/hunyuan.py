@@ -1,10 +1,14 @@
-"""HunyuanVideo (Tencent) through diffusers' HunyuanVideoPipeline.
+"""HunyuanVideo (Tencent) through diffusers' HunyuanVideoPipeline, and the image-to-video
+checkpoint through HunyuanVideoImageToVideoPipeline (card option ``pipeline``).
 
 The VAE compresses 4x in time and 8x in space and the transformer patches 2x2, so frames are 4k+1
 and sides multiples of 16. HunyuanVideo is guidance-distilled: ``guidance_scale`` is a number fed
 into the transformer (embedded guidance, 6.0 by default), not classifier-free guidance, so one
 transformer pass per step and no negative prompt. True CFG with a negative prompt is available
 through the ``true_cfg_scale`` option (> 1), at twice the transformer work.
+
+HunyuanVideo-I2V (card option ``conditioning="image"``) takes the first frame as ``image``; the
+text-to-video card holds an image by latent anchoring.
 """
 
 from __future__ import annotations
@@ -40,7 +44,11 @@ def pipeline_class(mode: str) -> type[DiffusionPipeline]:
 
 
 def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
-    return pipeline_class(mode).from_pretrained(folder, dtype=dtype)
+    import diffusers
+
+    # A dedicated checkpoint names its own class: its text-to-video slot is that pipeline.
+    cls = getattr(diffusers, card.options["pipeline"]) if "pipeline" in card.options else pipeline_class(mode)
+    return cls.from_pretrained(folder, dtype=dtype)
 
 
 def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
@@ -58,6 +66,25 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
     if true_cfg_scale > 1 and plan.negative_prompt:
         arguments.update(true_cfg_scale=true_cfg_scale, negative_prompt=plan.negative_prompt)
     return arguments
+
+
+# Copied from openreel.models.families.cogvideox.conditions_natively
+def conditions_natively(card: ModelCard) -> bool:
+    """Whether ``condition_arguments`` serves this card (its own I2V pipeline); else the Runner
+    anchors the first latent frame on the text-to-video weights."""
+    return card.options.get("conditioning") == "image"
+
+
+def condition_arguments(items: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
+    """A clip (F, H, W, 3 floats in [0, 1]) at frame index 0 as HunyuanVideoImageToVideoPipeline's
+    ``image``: its first frame is the window's first. The pipeline has no last-frame input."""
+    from openreel.render.conditioning import to_pil
+
+    if len(items) != 1 or items[0][1] != 0:
+        raise UnsupportedModeError(
+            "HunyuanVideo image-to-video conditions only on the first frame", param="mode"
+        )
+    return {"image": to_pil(items[0][0][:1])[0]}
 
 
 def encode_frames(pipe: DiffusionPipeline, frames: np.ndarray) -> torch.Tensor:
