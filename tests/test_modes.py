@@ -498,3 +498,59 @@ def test_inputs_are_checked_by_content(clips, tmp_path):
         engine.resolve(VideoSpec(prompt="x", model="tiny-ltx", mode="i2v", image=str(bomb)))
     with pytest.raises(UnsupportedModeError, match="tiny-pyramid-flow cannot do extend"):
         engine.plan(VideoSpec(prompt="x", model="tiny-pyramid-flow", mode="extend", video=str(clips["ltx"])))
+
+
+def test_characters_on_the_cli(clips, tmp_path, spy):
+    """A kept character conditions by reference images where the model takes them (Wan VACE),
+    and is the opening image elsewhere; one rule (openreel.characters.conditions) for CLI and server."""
+    from diffusers import WanVACEPipeline
+
+    cli("character", "create", str(clips["image"]), "--name", "mira")
+    assert "mira" in cli("character", "list")
+    calls = spy(WanVACEPipeline)
+    cli(
+        "generate",
+        "mira on a beach",
+        "--character",
+        "mira",
+        "--model",
+        "tiny-wan-vace",
+        "--seconds",
+        "1",
+        "--size",
+        "128x64",
+        "--steps",
+        "2",
+        "--output",
+        str(tmp_path / "vace.mp4"),
+        "-q",
+    )
+    (reference,) = calls[0]["reference_images"]
+    # Fitted inside the frame whole (not cropped): the picture's own aspect ratio is kept.
+    width, height = Image.open(clips["image"]).size
+    assert reference.size[0] * height == reference.size[1] * width and reference.size[0] <= 128
+    cli(
+        "generate",
+        "mira on a beach",
+        "--character",
+        "mira",
+        "--model",
+        "tiny-ltx",
+        "--seconds",
+        "1",
+        "--size",
+        LTX_SIZE,
+        "--steps",
+        "2",
+        "--output",
+        str(tmp_path / "ltx.mp4"),
+        "-q",
+    )
+    spec = json.loads((tmp_path / "ltx.json").read_text())["spec"]
+    assert spec["mode"] == "i2v" and spec["image"].endswith("characters/mira/01.png")
+    assert "no character 'nobody'" in fail("generate", "x", "--character", "nobody", "--model", "tiny-ltx")
+    assert "either --character or --image" in fail(
+        "generate", "x", "--character", "mira", "--image", str(clips["image"]), "--model", "tiny-ltx"
+    )
+    assert "1 to 4 reference images" in fail("character", "create", *[str(clips["image"])] * 5, "--name", "x")
+    assert "character name" in fail("character", "create", str(clips["image"]), "--name", "../up")

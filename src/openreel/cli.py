@@ -47,13 +47,51 @@ app.add_typer(models_app, name="models")
 app.add_typer(styles_app, name="styles")
 
 
+character_app = typer.Typer(
+    help="Characters: named reference images videos keep.", invoke_without_command=True
+)
+app.add_typer(character_app, name="character")
+
+
+@character_app.callback()
+def _character_default(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        character_list()
+
+
+@character_app.command("create")
+def character_create(
+    images: Annotated[list[Path], typer.Argument(help="1-4 reference images (PNG, JPEG, WebP).")],
+    name: Annotated[str, typer.Option("--name", help="What to call the character.")],
+) -> None:
+    """Keep reference images under a name; then `openreel generate ... --character NAME`.
+
+    On a model that takes reference images (Wan VACE) the video is conditioned on all of them;
+    on other image-to-video models it starts from the first."""
+    from openreel.characters import create
+
+    try:
+        kept = create(name, images)
+    except OpenreelError as error:
+        _fail(error)
+    console.print(f"[green]kept[/] {name}: {len(images)} image(s) in {kept}")
+
+
+@character_app.command("list")
+def character_list() -> None:
+    """The characters kept on this machine."""
+    from openreel.characters import all_names, images_of
+
+    for name in all_names():
+        console.print(f"{name}  ({len(images_of(name))} image(s))")
+
+
 def _mount_server_commands() -> None:
     # The server's commands live with the server; importing them loads no FastAPI until run.
     from openreel.server.cli_commands import keys_app, serve_command
 
     app.command("serve")(serve_command)
     app.add_typer(keys_app, name="keys")
-
 
 
 def _fail(error: OpenreelError) -> None:
@@ -185,6 +223,10 @@ def generate(
     image: Annotated[
         Path | None, typer.Option("--image", "-i", help="Start from this image (image-to-video).")
     ] = None,
+    character: Annotated[
+        str | None,
+        typer.Option("--character", "-c", help="A character (`openreel character create`) the video keeps."),
+    ] = None,
     at: Annotated[
         list[str] | None,
         typer.Option("--at", help='Change the prompt at a time, "SECONDS:PROMPT"; repeat for more.'),
@@ -235,9 +277,25 @@ def generate(
                 prompt_schedule=tuple(parse_schedule_entry(entry) for entry in at or ()),
                 references=tuple(str(path) for path in reference or ()),
             )
+            if character:
+                spec = _with_character(spec, character)
     except OpenreelError as error:
         _fail(error)
     _make(spec, output, quiet=quiet, dry_run=dry_run)
+
+
+def _with_character(spec, name: str):
+    """The character's images as the chosen model takes them (openreel.characters.conditions)."""
+    from dataclasses import replace
+
+    from openreel.characters import conditions, images_of
+    from openreel.engine import Engine
+
+    if spec.image or spec.references:
+        raise OpenreelError("give either --character or --image/--reference: both say who is in the video")
+    card, _style = Engine().card_and_style(spec)
+    start, references = conditions(card, images_of(name))
+    return replace(spec, mode="i2v" if start else "t2v", image=start, references=references)
 
 
 @app.command()

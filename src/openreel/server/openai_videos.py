@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from openreel import __version__
+from openreel.characters import conditions as character_conditions
 from openreel.errors import UnsupportedModeError
 from openreel.jobs.executor import LocalExecutor, remove_job_files
 from openreel.jobs.store import COMPLETED, FAILED, IN_PROGRESS, QUEUED, JobRecord, JobStore, new_job_id
@@ -52,7 +53,6 @@ from openreel.server.protocol import (
     VideoList,
 )
 from openreel.server.settings import Settings
-from openreel.spec import MAX_REFERENCES
 
 log = logging.getLogger("openreel.server")
 RequestModel = TypeVar("RequestModel", bound=BaseModel)
@@ -288,13 +288,9 @@ class OpenAIServingVideos:
         card = get_card(model)
         references: tuple[str, ...] = ()
         if character_images:
-            if "references" in card.modes:
-                # A model that takes reference images (Wan VACE) keeps the character from all of
-                # them, wherever it appears; the video need not start from one.
-                references = tuple(character_images[:MAX_REFERENCES])
-            else:
-                # Elsewhere the character is image-to-video from its first reference image.
-                start_image = character_images[0]
+            # Reference images where the model takes them (Wan VACE), else its first image as the
+            # start: one rule for the CLI and the server (openreel.characters).
+            start_image, references = character_conditions(card, character_images)
         job_id = new_job_id()
         reference: str | None = None
         if image is not None:
