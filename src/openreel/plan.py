@@ -105,14 +105,6 @@ class Plan:
         """This plan as one pipeline call sees it: the window's frames and prompt."""
         return replace(self, num_frames=window.num_frames, prompt=window.prompt, windows=(window,))
 
-    @property
-    def needs_resize(self) -> bool:
-        return (self.width, self.height) != (self.out_width, self.out_height)
-
-    @property
-    def needs_retime(self) -> bool:
-        return self.native_fps != self.out_fps or self.num_frames != self.out_frames
-
     def to_dict(self) -> dict:
         return asdict(self)
 
