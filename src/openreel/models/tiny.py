@@ -520,6 +520,26 @@ def build_wan_vace() -> DiffusionPipeline:
     )
 
 
+# The tiny HunyuanVideo transformer, shared by the text-to-video and image-to-video builds (the
+# image-to-video one adds only its image-conditioning type).
+_HUNYUAN_TRANSFORMER: dict[str, Any] = dict(
+    in_channels=4,
+    out_channels=4,
+    num_attention_heads=2,
+    attention_head_dim=10,
+    num_layers=1,
+    num_single_layers=1,
+    num_refiner_layers=1,
+    # The real 2x2 patch (diffusers' fast test uses 1), so 16 stays the size multiple.
+    patch_size=2,
+    patch_size_t=1,
+    guidance_embeds=True,
+    text_embed_dim=16,
+    pooled_projection_dim=8,
+    rope_axes_dim=(2, 4, 4),
+)
+
+
 def build_hunyuan() -> DiffusionPipeline:
     from diffusers import (
         AutoencoderKLHunyuanVideo,
@@ -532,22 +552,7 @@ def build_hunyuan() -> DiffusionPipeline:
     tokenizer = _llama_tokenizer()
     tokenizer_2 = clip_tokenizer()
     seeded()
-    transformer = HunyuanVideoTransformer3DModel(
-        in_channels=4,
-        out_channels=4,
-        num_attention_heads=2,
-        attention_head_dim=10,
-        num_layers=1,
-        num_single_layers=1,
-        num_refiner_layers=1,
-        # The real 2x2 patch (diffusers' fast test uses 1), so 16 stays the size multiple.
-        patch_size=2,
-        patch_size_t=1,
-        guidance_embeds=True,
-        text_embed_dim=16,
-        pooled_projection_dim=8,
-        rope_axes_dim=(2, 4, 4),
-    )
+    transformer = HunyuanVideoTransformer3DModel(**_HUNYUAN_TRANSFORMER)
     seeded()
     vae = AutoencoderKLHunyuanVideo(
         latent_channels=4,
@@ -614,22 +619,7 @@ def build_hunyuan_i2v() -> DiffusionPipeline:
     t2v = build_hunyuan()
     tokenizer = _llama_tokenizer(image=True)
     seeded()
-    transformer = HunyuanVideoTransformer3DModel(
-        in_channels=4,
-        out_channels=4,
-        num_attention_heads=2,
-        attention_head_dim=10,
-        num_layers=1,
-        num_single_layers=1,
-        num_refiner_layers=1,
-        patch_size=2,
-        patch_size_t=1,
-        guidance_embeds=True,
-        text_embed_dim=16,
-        pooled_projection_dim=8,
-        rope_axes_dim=(2, 4, 4),
-        image_condition_type="token_replace",
-    )
+    transformer = HunyuanVideoTransformer3DModel(image_condition_type="token_replace", **_HUNYUAN_TRANSFORMER)
     seeded()
     text_encoder = LlavaForConditionalGeneration(
         LlavaConfig(
