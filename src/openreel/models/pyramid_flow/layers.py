@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from diffusers.models.attention import FeedForward
+from diffusers.models.embeddings import PixArtAlphaTextProjection, TimestepEmbedding, Timesteps
 from diffusers.models.normalization import AdaLayerNormContinuous, AdaLayerNormZero, RMSNorm
 from torch import nn
 
@@ -70,6 +71,21 @@ def masked_attention(
         query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2), attn_mask=mask
     )
     return out.transpose(1, 2).flatten(2, 3)
+
+
+class TimestepTextEmbedding(nn.Module):
+    """temb = MLP(sinusoid(timestep)) + MLP(pooled text embedding): the pooled CLIP embedding for
+    miniflux, CLIP-L and CLIP-G concatenated for the SD3 variant."""
+
+    def __init__(self, dim: int, pooled_projection_dim: int) -> None:
+        super().__init__()
+        self.time_proj = Timesteps(num_channels=256, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.timestep_embedder = TimestepEmbedding(in_channels=256, time_embed_dim=dim)
+        self.text_embedder = PixArtAlphaTextProjection(pooled_projection_dim, dim, act_fn="silu")
+
+    def forward(self, timestep: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
+        time = self.timestep_embedder(self.time_proj(timestep).to(pooled.dtype))
+        return time + self.text_embedder(pooled)
 
 
 class PyramidJointAttention(nn.Module):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.embeddings import PixArtAlphaTextProjection, TimestepEmbedding, Timesteps
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.normalization import AdaLayerNormContinuous, AdaLayerNormZeroSingle, RMSNorm
@@ -19,6 +18,7 @@ from torch import nn
 
 from openreel.models.pyramid_flow.layers import (
     PyramidJointTransformerBlock,
+    TimestepTextEmbedding,
     causal_joint_mask,
     interpolated_positions,
     masked_attention,
@@ -26,20 +26,6 @@ from openreel.models.pyramid_flow.layers import (
 )
 
 PATCH = 2  # the published code hard-codes a 2x2 patch; ``patch_size`` in its config is 1
-
-
-class TimestepTextEmbedding(nn.Module):
-    """temb = MLP(sinusoid(timestep)) + MLP(pooled CLIP text embedding)."""
-
-    def __init__(self, dim: int, pooled_projection_dim: int) -> None:
-        super().__init__()
-        self.time_proj = Timesteps(num_channels=256, flip_sin_to_cos=True, downscale_freq_shift=0)
-        self.timestep_embedder = TimestepEmbedding(in_channels=256, time_embed_dim=dim)
-        self.text_embedder = PixArtAlphaTextProjection(pooled_projection_dim, dim, act_fn="silu")
-
-    def forward(self, timestep: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        time = self.timestep_embedder(self.time_proj(timestep).to(pooled.dtype))
-        return time + self.text_embedder(pooled)
 
 
 class FluxSingleBlock(nn.Module):

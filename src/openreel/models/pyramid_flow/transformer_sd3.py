@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
-from diffusers.models.embeddings import PixArtAlphaTextProjection, TimestepEmbedding, Timesteps
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.normalization import AdaLayerNormContinuous
@@ -20,6 +19,7 @@ from torch import nn
 
 from openreel.models.pyramid_flow.layers import (
     PyramidJointTransformerBlock,
+    TimestepTextEmbedding,
     causal_joint_mask,
     rope_frequencies,
 )
@@ -83,20 +83,6 @@ class PatchEmbed3D(nn.Module):
         pos = self.cropped(h // p, w // p, full_height // p, full_width // p, interpolate)
         tokens = (tokens + pos.to(tokens.device)).to(tokens.dtype)
         return tokens.reshape(b, t * tokens.shape[1], -1)
-
-
-class TimestepTextEmbedding(nn.Module):
-    """temb = MLP(sinusoid(timestep)) + MLP(pooled CLIP-L and CLIP-G text embeddings)."""
-
-    def __init__(self, dim: int, pooled_projection_dim: int) -> None:
-        super().__init__()
-        self.time_proj = Timesteps(num_channels=256, flip_sin_to_cos=True, downscale_freq_shift=0)
-        self.timestep_embedder = TimestepEmbedding(in_channels=256, time_embed_dim=dim)
-        self.text_embedder = PixArtAlphaTextProjection(pooled_projection_dim, dim, act_fn="silu")
-
-    def forward(self, timestep: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        time = self.timestep_embedder(self.time_proj(timestep).to(pooled.dtype))
-        return time + self.text_embedder(pooled)
 
 
 class PyramidSD3Transformer3DModel(ModelMixin, ConfigMixin):
