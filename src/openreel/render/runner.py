@@ -275,8 +275,8 @@ class Runner:
                 )
             elif hasattr(family, "remix_arguments"):
                 arguments = family.call_arguments(plan, generator)
+                # A distilled card's schedule stays: the pipeline re-runs its last ``strength``.
                 arguments.update(family.remix_arguments(pipe, frames, strength))
-                arguments.pop("timesteps", None)  # a distilled schedule is for full runs
                 result = pipe(
                     **arguments,
                     output_type="np",
