@@ -126,40 +126,6 @@ def test_image_to_video_ltx_conditions_frame_zero_on_the_image(clips, tmp_path, 
     assert json.loads((tmp_path / "i2v.json").read_text())["spec"]["mode"] == "i2v"
 
 
-def test_image_to_video_by_latent_anchoring(clips):
-    """Families without native conditioning hold the first latent frame to the image's."""
-    from openreel.engine import Engine
-    from openreel.hardware import detect
-    from openreel.models.catalog import get_card
-    from openreel.models.families import family_module
-    from openreel.models.weights import weights_folder
-    from openreel.plan import make_plan
-    from openreel.render.inputs import load_image
-    from openreel.spec import VideoSpec
-
-    card = get_card("tiny-wan")
-    spec = VideoSpec(
-        prompt="x",
-        model=card.id,
-        mode="i2v",
-        image=str(clips["image"]),
-        seconds=1,
-        width=96,
-        height=64,
-        fps=16,
-        steps=2,
-        seed=3,
-    ).validated()
-    plan = make_plan(spec, card, detect())
-    engine = Engine()
-    folder = weights_folder(card)
-    image = load_image(clips["image"], plan.width, plan.height)
-    made = engine.runner.run_window(card, folder, plan, plan.windows[0], 3, tail=image)
-    expected = family_module("wan").encode_frames(engine.runner.pipeline(card, folder, plan), image)
-    assert made.anchored.shape[2] == 1  # one latent frame: the image
-    assert np.array_equal(made.anchored.numpy(), expected.numpy())
-
-
 def test_remix_strength_reaches_the_video_to_video_pipeline(clips, tmp_path, spy):
     from diffusers import WanVideoToVideoPipeline
 

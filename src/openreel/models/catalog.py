@@ -8,10 +8,12 @@ weights in code so everything runs offline (their output is noise).
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import replace
 
 from openreel.errors import UnknownModelError
+from openreel.models.card import ModelCard
+from openreel.models.pyramid_flow.cards import CARDS as PYRAMID_FLOW_CARDS
+from openreel.models.reference import param_counts, transformer_shape
 
 # What each family's cards can do with the weights they name (see the family modules for how):
 # i2v and forward extension by conditioning the first frames (LTX-Video natively, the others by
@@ -55,86 +57,16 @@ _MODES = {
 FAMILIES = ("cogvideox", "mochi", "ltx", "wan", "hunyuan", "pyramid-flow")
 
 
-@dataclass(frozen=True)
-class ModelCard:
-    id: str
-    family: str
-    title: str
-    # "hub:<owner>/<repo>" for published weights, "tiny" for the in-code random build.
-    source: str
-    licence: str
-    licence_url: str
-    authors: tuple[str, ...]
-    modes: frozenset[str]
-    # The size the model was trained at (landscape); the planner keeps generation near its area.
-    native_width: int
-    native_height: int
-    fps: int
-    # Valid frame counts are frame_step * k + 1 (the VAE's temporal compression), up to max_frames.
-    frame_step: int
-    max_frames: int
-    # Width and height must be multiples of this (VAE spatial factor x transformer patch size).
-    size_multiple: int
-    default_steps: int
-    default_guidance: float
-    # Rough peak accelerator memory at the native size in bf16, without offloading (GiB).
-    memory_gib: float
-    revision: str | None = None
-    description: str = ""
-    # Steps/guidance for a fast "turbo" run, when the model has a recipe for one.
-    turbo_steps: int | None = None
-    turbo_guidance: float | None = None
-    # Higher is better quality; used to choose defaults (sora-2-pro maps to the best that fits).
-    quality: int = 0
-    # Fewest denoising steps the pipeline accepts (Mochi's schedule divides by steps - 1).
-    min_steps: int = 1
-    # Longest clip made in windows, each conditioned on the tail of the one before.
-    max_total_seconds: float = 20.0
-    # How this family raises resolution past its native size with a model, when it can:
-    # "latent" (LTX-Video's latent upsampler + a short refinement), "v2v" (upscale the frames,
-    # then a low-strength video-to-video pass at the target size), None (lanczos only).
-    upscaler: str | None = None
-    # Transformer size, for the planner's time estimate: parameters (billions), width, depth.
-    params_b: float = 1.0
-    dit_width: int = 1536
-    dit_depth: int = 30
-    # Family-specific pipeline settings (flow shift, guidance-embedding, ...).
-    options: dict = field(default_factory=dict, hash=False, compare=False)
-
-    @property
-    def is_tiny(self) -> bool:
-        return self.source == "tiny"
-
-    @property
-    def hub_repo(self) -> str | None:
-        return self.source.removeprefix("hub:") if self.source.startswith("hub:") else None
-
-    @property
-    def max_seconds(self) -> float:
-        return self.max_frames / self.fps
-
-    @property
-    def native_area(self) -> int:
-        return self.native_width * self.native_height
-
-    def valid_frames(self, n: int) -> bool:
-        return n >= 1 and (n - 1) % self.frame_step == 0 and n <= self.max_frames
-
-    def frames_for(self, seconds: float) -> int:
-        """The smallest valid frame count that covers ``seconds`` at the native fps."""
-        wanted = max(1, math.ceil(seconds * self.fps - 1e-9))
-        return self.frame_step * math.ceil((wanted - 1) / self.frame_step) + 1
-
-
 # LTX-Video's spatial latent upsampler (diffusers layout), shared by the 0.9.5+ VAE latents.
 _LTXV_UPSAMPLER = "Lightricks/ltxv-spatial-upscaler-0.9.7"
 _WAN_LICENCE = ("Apache-2.0", "https://www.apache.org/licenses/LICENSE-2.0")
+# Wan's VAE and CLIP image encoder run in float32 beside a bf16 transformer, as its model cards
+# load them (reduced precision costs detail); the loader and the memory figures both read this.
+_WAN_FLOAT32 = ("vae", "image_encoder")
 _LTXV_LICENCE = (
     "LTX-Video Open Weights License",
     "https://huggingface.co/Lightricks/LTX-Video/blob/main/LICENSE",
 )
-
-_LTXV_UPSAMPLER = "Lightricks/ltxv-spatial-upscaler-0.9.7"
 
 CARDS: tuple[ModelCard, ...] = (
     # --- CogVideoX (THUDM / Zhipu AI) ---
@@ -391,7 +323,7 @@ CARDS: tuple[ModelCard, ...] = (
         default_guidance=5.0,
         memory_gib=9.0,
         quality=2,
-        options={"flow_shift": 3.0},
+        options={"flow_shift": 3.0, "float32_components": _WAN_FLOAT32},
         description="Small Wan; 5 s at 16 fps, 832x480; runs on consumer GPUs.",
         upscaler="v2v",
         params_b=1.3,
@@ -417,7 +349,7 @@ CARDS: tuple[ModelCard, ...] = (
         default_guidance=5.0,
         memory_gib=48.0,
         quality=5,
-        options={"flow_shift": 5.0},
+        options={"flow_shift": 5.0, "float32_components": _WAN_FLOAT32},
         description="Large Wan; 5 s at 16 fps, 1280x720.",
         upscaler="v2v",
         params_b=14.0,
@@ -443,7 +375,7 @@ CARDS: tuple[ModelCard, ...] = (
         default_guidance=5.0,
         memory_gib=24.0,
         quality=4,
-        options={"flow_shift": 5.0},
+        options={"flow_shift": 5.0, "float32_components": _WAN_FLOAT32},
         description="Wan 2.2 5B with the high-compression VAE; 5 s at 24 fps, 1280x704.",
         upscaler="v2v",
         params_b=5.0,
@@ -471,7 +403,12 @@ CARDS: tuple[ModelCard, ...] = (
         quality=5,
         # WanImageToVideoPipeline: the image (and a last image) condition every step through
         # channels concatenated to the latents, plus CLIP image tokens in cross-attention.
-        options={"flow_shift": 3.0, "pipeline": "WanImageToVideoPipeline", "conditioning": "image"},
+        options={
+            "flow_shift": 3.0,
+            "pipeline": "WanImageToVideoPipeline",
+            "conditioning": "image",
+            "float32_components": _WAN_FLOAT32,
+        },
         description="Wan 2.1 image-to-video 14B from a first frame; 5 s at 16 fps, 832x480.",
         # Its transformer takes 36 input channels: the video-to-video refinement cannot reuse it.
         upscaler=None,
@@ -494,14 +431,19 @@ CARDS: tuple[ModelCard, ...] = (
         frame_step=4,
         max_frames=81,
         size_multiple=16,
-        default_steps=40,
+        # Wan's reference generate.py: 50 steps and shift 16 for first-last-frame (and VACE).
+        default_steps=50,
         default_guidance=5.0,
-        # The 14B text-to-video model's need at 720p plus the float32 CLIP image encoder.
         memory_gib=50.0,
         quality=5,
         # WanImageToVideoPipeline with ``last_image``: its image embedding has positions for the
         # first and the last frame's CLIP tokens, so it always takes both.
-        options={"flow_shift": 5.0, "pipeline": "WanImageToVideoPipeline", "conditioning": "image"},
+        options={
+            "flow_shift": 16.0,
+            "pipeline": "WanImageToVideoPipeline",
+            "conditioning": "image",
+            "float32_components": _WAN_FLOAT32,
+        },
         description="Wan 2.1 first-last-frame 14B: a video between two frames; 5 s at 16 fps, 1280x720.",
         upscaler=None,
         params_b=14.0,
@@ -523,14 +465,19 @@ CARDS: tuple[ModelCard, ...] = (
         frame_step=4,
         max_frames=81,
         size_multiple=16,
-        default_steps=30,
+        # Wan's reference generate.py: 50 steps and shift 16 for VACE (and first-last-frame).
+        default_steps=50,
         default_guidance=5.0,
-        # The 1.3B text-to-video model's need plus its VACE blocks and the control latents.
         memory_gib=10.0,
         quality=2,
         # WanVACEPipeline: frames to keep enter as ``video`` + ``mask``, characters as
         # ``reference_images``; without either it is plain text-to-video.
-        options={"flow_shift": 3.0, "pipeline": "WanVACEPipeline", "conditioning": "video"},
+        options={
+            "flow_shift": 16.0,
+            "pipeline": "WanVACEPipeline",
+            "conditioning": "video",
+            "float32_components": _WAN_FLOAT32,
+        },
         description="Wan 2.1 VACE 1.3B: text, a first frame, a clip to extend, reference images; "
         "5 s at 16 fps, 832x480.",
         # Its transformer needs the VACE control input: the video-to-video refinement cannot reuse it.
@@ -598,13 +545,17 @@ CARDS: tuple[ModelCard, ...] = (
 )
 
 
-def _tiny(family: str, like: str, **overrides) -> ModelCard:
-    """A tiny card: the family's frame rule and fps, a small native size, random weights."""
+CARDS = CARDS + PYRAMID_FLOW_CARDS
+
+
+def _twin(like: str, twin_id: str | None = None, **overrides) -> ModelCard:
+    """The tiny twin card of a real card: its frame rule, fps, modes and settings, a small native
+    size, random weights built from the real card's reference configuration (models/twins.py)."""
     real = next(card for card in CARDS if card.id == like)
     values = dict(
-        id=f"tiny-{family}",
-        family=family,
-        title=f"Tiny {family} (random weights)",
+        id=twin_id or f"tiny-{like}",
+        family=real.family,
+        title=f"Tiny twin of {real.title} (random weights)",
         source="tiny",
         licence="Apache-2.0",
         licence_url="https://www.apache.org/licenses/LICENSE-2.0",
@@ -616,7 +567,8 @@ def _tiny(family: str, like: str, **overrides) -> ModelCard:
         frame_step=real.frame_step,
         max_frames=real.max_frames,
         size_multiple=real.size_multiple,
-        default_steps=4,
+        # A distilled card's fixed schedule sets its step count; others run short.
+        default_steps=real.default_steps if "timesteps" in real.options else 4,
         default_guidance=real.default_guidance,
         memory_gib=0.1,
         quality=0,
@@ -628,48 +580,82 @@ def _tiny(family: str, like: str, **overrides) -> ModelCard:
         dit_width=32,
         dit_depth=2,
         description="Random tiny weights built in code: runs offline in seconds, output is noise.",
+        twin_of=real.id,
     )
     values.update(overrides)
     return ModelCard(**values)
 
 
-TINY_CARDS: tuple[ModelCard, ...] = (
-    _tiny("cogvideox", "cogvideox-2b"),
-    _tiny("mochi", "mochi-1"),
-    _tiny("ltx", "ltx-video-2b", native_width=128, native_height=64),
-    _tiny("wan", "wan2.1-t2v-1.3b"),
-    _tiny("hunyuan", "hunyuanvideo"),
-    # Built by tiny.py's builder of the same name ("tiny-<build>"); same sizes as the text-to-video
-    # tiny cards, on the I2V checkpoints' rules.
-    _tiny("wan", "wan2.1-i2v-14b-480p", id="tiny-wan-i2v", title="Tiny wan image-to-video (random weights)"),
-    _tiny(
-        "wan",
-        "wan2.1-flf2v-14b-720p",
-        id="tiny-wan-flf2v",
-        title="Tiny wan first-last-frame (random weights)",
-    ),
-    _tiny(
-        "cogvideox",
-        "cogvideox-5b-i2v",
-        id="tiny-cogvideox-i2v",
-        title="Tiny cogvideox image-to-video (random weights)",
-    ),
-    _tiny("wan", "wan2.1-vace-1.3b", id="tiny-wan-vace", title="Tiny wan VACE (random weights)"),
-    _tiny(
-        "hunyuan",
-        "hunyuanvideo-i2v",
-        id="tiny-hunyuan-i2v",
-        title="Tiny hunyuan image-to-video (random weights)",
-    ),
+# Every real card has a twin. The first twins of each family kept their short names
+# ("tiny-<family>"), which scripts and recipes already use.
+_SHORT_TWIN_IDS = {
+    "cogvideox-2b": "tiny-cogvideox",
+    "cogvideox-5b-i2v": "tiny-cogvideox-i2v",
+    "mochi-1": "tiny-mochi",
+    "ltx-video-2b": "tiny-ltx",
+    "wan2.1-t2v-1.3b": "tiny-wan",
+    "wan2.1-i2v-14b-480p": "tiny-wan-i2v",
+    "wan2.1-flf2v-14b-720p": "tiny-wan-flf2v",
+    "wan2.1-vace-1.3b": "tiny-wan-vace",
+    "hunyuanvideo": "tiny-hunyuan",
+    "hunyuanvideo-i2v": "tiny-hunyuan-i2v",
+    "pyramid-flow-miniflux-384p": "tiny-pyramid-flow",
+}
+# LTX-Video's sides are multiples of 32 and its VAE compresses 32x: 128x64 keeps a 4x2 latent.
+# Pyramid Flow's sides are multiples of 64.
+_TWIN_SIZES = {"ltx": (128, 64), "pyramid-flow": (128, 64)}
+# Pyramid Flow runs every step three times (its resolution stages): two keep its twin quick.
+_TWIN_STEPS = {"pyramid-flow": 2}
+
+TINY_CARDS: tuple[ModelCard, ...] = tuple(
+    _twin(
+        card.id,
+        _SHORT_TWIN_IDS.get(card.id),
+        **dict(zip(("native_width", "native_height"), _TWIN_SIZES.get(card.family, (96, 64)), strict=True)),
+        **({"default_steps": _TWIN_STEPS[card.family]} if card.family in _TWIN_STEPS else {}),
+    )
+    for card in CARDS
 )
 
-# Pyramid Flow is ported natively (not in diffusers); its cards live beside its code. Imported
-# here, after ModelCard exists, because cards.py builds ModelCards.
-from openreel.models.pyramid_flow.cards import CARDS as _PYRAMID_FLOW_CARDS  # noqa: E402
-from openreel.models.pyramid_flow.cards import TINY_CARD as _PYRAMID_FLOW_TINY  # noqa: E402
 
-CARDS = CARDS + _PYRAMID_FLOW_CARDS
-TINY_CARDS = TINY_CARDS + (_PYRAMID_FLOW_TINY,)
+def twin_for(card_id: str) -> ModelCard:
+    """The twin of a real card."""
+    return next(card for card in TINY_CARDS if card.twin_of == card_id)
+
+
+# The activations of one transformer pass, per token and unit of width, in bytes: about 16 bf16
+# tensors of the hidden size live at once (attention's q, k, v and output, the MLP's 4x hidden
+# state, norms, the classifier-free guidance pair). An estimate until measured on a GPU
+# (bench/gpu_smoke.py writes the measured peaks).
+_ACTIVATION_BYTES = 2 * 16
+
+
+def _sized(card: ModelCard) -> ModelCard:
+    """A real card with its memory and transformer figures from its reference configuration:
+    weights from the full-size parameter counts (bf16, float32 where the card loads a component
+    so), activations for the longest clip at the native size."""
+    counts = param_counts(card.id)
+    if not counts:
+        return card
+    float32 = set(card.options.get("float32_components", ()))
+    weights = sum(count * (4 if name in float32 else 2) for name, count in counts.items()) / 2**30
+    width, depth = transformer_shape(card.id) or (card.dit_width, card.dit_depth)
+    latent_frames = (card.max_frames - 1) // card.frame_step + 1
+    patches = (card.native_width // card.size_multiple) * (card.native_height // card.size_multiple)
+    tokens = latent_frames * patches
+    activations = tokens * width * _ACTIVATION_BYTES / 2**30
+    denoiser = sum(count for name, count in counts.items() if name.startswith("transformer"))
+    return replace(
+        card,
+        memory_gib=round(weights + activations, 1),
+        weights_gib=round(weights, 1),
+        params_b=round(denoiser / 1e9, 2),
+        dit_width=width,
+        dit_depth=depth,
+    )
+
+
+CARDS = tuple(_sized(card) for card in CARDS)
 
 _BY_ID: dict[str, ModelCard] = {card.id: card for card in CARDS + TINY_CARDS}
 

@@ -41,13 +41,12 @@ def ensure_tiny(card: ModelCard) -> Path:
     folder = tiny_folder(card)
     if (folder / "model_index.json").is_file():
         return folder
-    from openreel.models.tiny import build_tiny_pipeline
+    from openreel.models.twins import build_twin
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{card.id}-", dir=folder.parent))
     try:
-        # Tiny ids are "tiny-<build>": a family, or a dedicated checkpoint ("tiny-wan-i2v").
-        build_tiny_pipeline(card.id.removeprefix("tiny-"), staging)
+        build_twin(card).save_pretrained(staging)
         try:
             os.rename(staging, folder)
         except OSError:
@@ -64,11 +63,14 @@ def upsampler_folder(card: ModelCard) -> Path:
     if card.is_tiny:
         folder = tiny_folder(card) / "latent_upsampler"
         if not (folder / "model_index.json").is_file():
-            from openreel.models.tiny import build_tiny_ltx_upsampler
+            from diffusers import AutoencoderKLLTXVideo
+
+            from openreel.models.twins import build_twin_upsampler
 
             staging = Path(tempfile.mkdtemp(prefix=".latent_upsampler-", dir=ensure_tiny(card)))
             try:
-                build_tiny_ltx_upsampler(tiny_folder(card), staging)
+                vae = AutoencoderKLLTXVideo.from_pretrained(tiny_folder(card) / "vae")
+                build_twin_upsampler(card, vae).save_pretrained(staging)
                 try:
                     os.rename(staging, folder)
                 except OSError:
@@ -85,15 +87,32 @@ def upsampler_folder(card: ModelCard) -> Path:
 
 def missing_weights_message(card: ModelCard, reason: str) -> str:
     repo = card.hub_repo
+    if card.revision and repo:
+        # A recipe (or --model ID@REVISION) pins this exact commit; another one will not do.
+        return (
+            f"Revision {card.revision} of {repo} ({card.id}) is not in the Hugging Face cache "
+            f"({_hf_cache_hint()}) and could not be downloaded ({reason}). Replaying a recipe loads "
+            "the exact weights it was made with: download that revision where the hub can be reached "
+            f"(`hf download {repo} --revision {card.revision}`), or give `--model {card.id}` without "
+            "the recipe to use the cached revision (the frames will differ)."
+        )
     return (
         f"The weights of {card.id} ({card.title}) are not on this machine and could not be "
         f"downloaded ({reason}). Download them where the Hugging Face hub can be reached with "
         f"`openreel models pull {card.id}` (they go into the Hugging Face cache, "
         f"{_hf_cache_hint()}), or point openreel at a folder that holds them in diffusers layout "
         f"with `--model /path/to/{repo.split('/')[-1] if repo else card.id}`. To try openreel "
-        f"offline right now, use a tiny model: `--model tiny-{card.family}` (random weights: "
+        f"offline right now, use its tiny twin: `--model {_twin_id(card)}` (random weights: "
         "the video is noise, but every stage runs)."
     )
+
+
+def _twin_id(card: ModelCard) -> str:
+    from openreel.models.catalog import TINY_CARDS
+
+    like = next((twin for twin in TINY_CARDS if twin.twin_of == card.id), None)
+    like = like or next(twin for twin in TINY_CARDS if twin.family == card.family)
+    return like.id
 
 
 def _hf_cache_hint() -> str:
@@ -184,11 +203,41 @@ def card_for_folder(folder: Path) -> ModelCard:
 
 
 def resolve_card(model: str) -> ModelCard:
-    """A catalog id, or a path to a local folder."""
+    """A catalog id, optionally pinned to a hub commit (``ID@REVISION``: a recipe's replay), or a
+    path to a local folder."""
     candidate = Path(model).expanduser()
     if ("/" in model or model.startswith(".")) and candidate.is_dir():
         return card_for_folder(candidate.resolve())
-    return get_card(model)
+    model_id, revision = split_revision(model)
+    card = get_card(model_id)
+    if revision is None:
+        return card
+    if not card.hub_repo:
+        raise SpecError(f"{model_id} is not a Hugging Face model; it has no revision to pin", param="model")
+    return replace(card, revision=revision)
+
+
+def split_revision(model: str) -> tuple[str, str | None]:
+    """``"ID@REVISION"`` -> (ID, REVISION); a model without ``@`` has no pinned revision."""
+    model_id, sep, revision = model.partition("@")
+    if sep and not revision:
+        raise SpecError(f"{model!r} names no revision after '@'", param="model")
+    return model_id, revision or None
+
+
+def fingerprint(folder: Path) -> str:
+    """What identifies weights that have no hub commit (tiny builds, local folders): a hash of
+    model_index.json and every component's JSON configuration. It changes when the architecture or
+    settings do; hashing every weight file of a 13B model on each run would take minutes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = [folder / "model_index.json", *sorted(folder.glob("*/*.json"))]
+    for path in files:
+        if path.is_file():
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return f"sha256:{digest.hexdigest()}"
 
 
 def weights_folder(card: ModelCard, *, download: bool = True) -> Path:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openreel.errors import Cancelled, GenerationError, OutOfMemoryError, UnsupportedModeError
+from openreel.models.anchoring import LatentAnchor
 from openreel.models.catalog import ModelCard
 from openreel.models.families import family_module
 from openreel.plan import Plan, Window
-from openreel.render.conditioning import LatentAnchor
 
 if TYPE_CHECKING:
     import numpy as np
@@ -172,7 +172,11 @@ class Runner:
             )
         elif tail is not None:
             anchor = LatentAnchor(
-                family.encode_frames(pipe, tail), family.LATENT_FRAME_AXIS, seed + window.index
+                family.encode_frames(pipe, tail),
+                family.LATENT_FRAME_AXIS,
+                seed + window.index,
+                # Where the loop keeps the window's first latent frame (CogVideoX 1.5 pads in front).
+                start=family.anchor_start(pipe, window.num_frames) if hasattr(family, "anchor_start") else 0,
             )
         if references:
             if "references" not in card.modes or not hasattr(family, "reference_arguments"):
@@ -221,7 +225,7 @@ class Runner:
             else (plan.height, plan.width)
         )
         _check_shape(card, final, (window.num_frames, *size, 3))
-        return WindowFrames(native=native, final=final, anchored=anchor.anchored if anchor else None)
+        return WindowFrames(native=native, final=final)
 
     def _video_to_video(
         self,
@@ -293,7 +297,6 @@ class Runner:
 class WindowFrames:
     native: np.ndarray  # at the generation size; its tail conditions the next window
     final: np.ndarray  # after the model upscale stage (the same array when there is none)
-    anchored: Any = None  # the latents the seam was held to (latent anchoring only)
 
 
 # Window k's generator is seeded seed + k * stride: distinct noise per window, reproducible.

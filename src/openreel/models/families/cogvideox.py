@@ -95,6 +95,18 @@ def encode_frames(pipe: DiffusionPipeline, frames: np.ndarray) -> torch.Tensor:
     return latents.permute(0, 2, 1, 3, 4)
 
 
+def anchor_start(pipe: DiffusionPipeline, num_frames: int) -> int:
+    """Where a call's first latent frame sits in the denoising loop's latents. CogVideoX 1.5
+    patches latent frames in pairs (``patch_size_t=2``): for an odd latent count the pipeline pads
+    latent frames in front and drops them before decoding, so the clip's first latent frame comes
+    after the padding. (The padded frames are noise the decode never sees.)"""
+    patch_size_t = pipe.transformer.config.patch_size_t
+    latent_frames = (num_frames - 1) // pipe.vae_scale_factor_temporal + 1
+    if patch_size_t is None or latent_frames % patch_size_t == 0:
+        return 0
+    return patch_size_t - latent_frames % patch_size_t
+
+
 def refine_arguments(
     plan: Plan, video: list, size: tuple[int, int], strength: float, generator: torch.Generator
 ) -> dict[str, Any]:
@@ -113,3 +125,25 @@ def refine_arguments(
         "strength": strength,
         "generator": generator,
     }
+
+
+def twin_sizes(component: str, class_name: str, twin: ModelCard) -> dict[str, Any]:
+    """What a twin shrinks (models/twins.py): widths, depths and heads. A transformer with learned
+    position embeddings (5B I2V) has a table for one latent size: the twin's native size."""
+    from openreel.models.twins import T5_WIDTH
+
+    if class_name == "CogVideoXTransformer3DModel":
+        # Rotary embeddings split a head into 3D parts: its width must divide by 16.
+        sizes = dict(
+            num_attention_heads=2,
+            attention_head_dim=16,
+            time_embed_dim=8,
+            text_embed_dim=T5_WIDTH,
+            num_layers=1,
+        )
+        if twin.options.get("fixed_size"):
+            sizes.update(sample_width=twin.native_width // 8, sample_height=twin.native_height // 8)
+        return sizes
+    if class_name == "AutoencoderKLCogVideoX":
+        return dict(block_out_channels=[8, 8, 8, 8], layers_per_block=1, norm_num_groups=2)
+    raise ValueError(f"no twin sizes for CogVideoX's {component} ({class_name})")

@@ -93,3 +93,23 @@ def encode_frames(pipe: DiffusionPipeline, frames: np.ndarray) -> torch.Tensor:
     from openreel.render.conditioning import encode_mode
 
     return encode_mode(pipe.vae, frames) * pipe.vae.config.scaling_factor
+
+
+def twin_sizes(component: str, class_name: str, twin: ModelCard) -> dict[str, Any]:
+    """What a twin shrinks (models/twins.py): widths, depths and heads."""
+    from openreel.models.twins import CLIP_TEXT_WIDTH, LLAMA_WIDTH
+
+    if class_name == "HunyuanVideoTransformer3DModel":
+        return dict(
+            num_attention_heads=2,
+            attention_head_dim=10,
+            num_layers=1,
+            num_single_layers=1,
+            num_refiner_layers=1,
+            text_embed_dim=LLAMA_WIDTH,
+            pooled_projection_dim=CLIP_TEXT_WIDTH,
+            rope_axes_dim=[2, 4, 4],  # the rotary axes split one head's width
+        )
+    if class_name == "AutoencoderKLHunyuanVideo":
+        return dict(block_out_channels=[8, 8, 8, 8], layers_per_block=1, norm_num_groups=4)
+    raise ValueError(f"no twin sizes for HunyuanVideo's {component} ({class_name})")

@@ -72,3 +72,26 @@ def encode_frames(pipe: DiffusionPipeline, frames: np.ndarray) -> torch.Tensor:
         std = torch.tensor(vae.config.latents_std).view(shape).to(latents)
         return (latents - mean) * vae.config.scaling_factor / std
     return latents * vae.config.scaling_factor
+
+
+def twin_sizes(component: str, class_name: str, twin: ModelCard) -> dict[str, Any]:
+    """What a twin shrinks (models/twins.py): widths, depths and heads."""
+    from openreel.models.twins import T5_WIDTH
+
+    if class_name == "MochiTransformer3DModel":
+        return dict(
+            num_attention_heads=2,
+            attention_head_dim=8,
+            num_layers=2,
+            pooled_projection_dim=16,
+            text_embed_dim=T5_WIDTH,
+            time_embed_dim=4,
+        )
+    if class_name == "AutoencoderKLMochi":
+        # 32 channels is the floor: Mochi's VAE group-norms in 32 groups.
+        return dict(
+            encoder_block_out_channels=[32, 32, 32, 32],
+            decoder_block_out_channels=[32, 32, 32, 32],
+            layers_per_block=[1, 1, 1, 1, 1],
+        )
+    raise ValueError(f"no twin sizes for Mochi's {component} ({class_name})")

@@ -177,3 +177,26 @@ def refine_arguments(
         "strength": strength,
         "generator": generator,
     }
+
+
+def twin_sizes(component: str, class_name: str, twin: ModelCard) -> dict[str, Any]:
+    """What a twin shrinks (models/twins.py): widths, depths and heads."""
+    from openreel.models.reference import load_reference
+    from openreel.models.twins import CLIP_VISION_WIDTH, T5_WIDTH
+
+    config = load_reference(twin.twin_of)["components"][component]["config"]
+    if class_name in ("WanTransformer3DModel", "WanVACETransformer3DModel"):
+        sizes: dict[str, Any] = dict(
+            num_attention_heads=2, attention_head_dim=12, ffn_dim=32, num_layers=2, text_dim=T5_WIDTH
+        )
+        if config.get("image_dim") is not None:
+            sizes["image_dim"] = CLIP_VISION_WIDTH  # the image encoder's hidden states
+        if class_name == "WanVACETransformer3DModel":
+            sizes["vace_layers"] = [0, 1]  # VACE needs a block at layer 0 (the input projection)
+        return sizes
+    if class_name == "AutoencoderKLWan":
+        sizes = dict(base_dim=8, num_res_blocks=1)
+        if config.get("decoder_base_dim") is not None:  # Wan 2.2's VAE decodes wider than it encodes
+            sizes["decoder_base_dim"] = 16
+        return sizes
+    raise ValueError(f"no twin sizes for Wan's {component} ({class_name})")
