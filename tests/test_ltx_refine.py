@@ -12,7 +12,7 @@ import torch
 
 from openreel.errors import SpecError
 from openreel.hardware import detect
-from openreel.models.catalog import get_card
+from openreel.models.catalog import get_card, twin_for
 from openreel.models.weights import weights_folder
 from openreel.plan import make_plan
 from openreel.render.runner import Runner
@@ -33,16 +33,8 @@ REAL = get_card("ltx-video-13b-distilled")
 
 
 def distilled_card():
-    """The tiny LTX build run as the distilled card: its options (where the catalog has them,
-    they win, so a wrong value there fails below), its steps and guidance."""
-    tiny = get_card("tiny-ltx")
-    options = {**PUBLISHED, **REAL.options}
-    return replace(
-        tiny,
-        options=options,
-        default_steps=len(options["timesteps"]),
-        default_guidance=REAL.default_guidance,
-    )
+    """The distilled card's twin: the real card's options, steps and guidance on tiny weights."""
+    return twin_for("ltx-video-13b-distilled")
 
 
 class Boundary:
@@ -160,11 +152,15 @@ def test_distilled_1080p_path_runs_the_published_schedules_over_the_upsampled_la
 
 
 def test_distilled_card_refuses_another_step_count():
+    """Refused when the plan is made, before a 13B model loads; and by the family itself, for a
+    plan that reaches it with another count."""
     card = distilled_card()
-    plan = latent_plan(card, steps=4)
     with pytest.raises(SpecError, match="8 steps") as caught:
-        Runner().run_window(card, weights_folder(card), plan, plan.windows[0], plan.seeds[0])
+        latent_plan(card, steps=4)
     assert caught.value.param == "steps"
+    plan = replace(latent_plan(card), steps=4)
+    with pytest.raises(SpecError, match="8 steps"):
+        Runner().run_window(card, weights_folder(card), plan, plan.windows[0], plan.seeds[0])
 
 
 def test_distilled_remix_reruns_the_tail_of_the_distilled_schedule(boundary):
@@ -204,6 +200,7 @@ def test_plain_card_refines_with_plain_steps_and_no_adain(boundary):
 
 def test_real_card_options_agree_with_the_published_recipe():
     """Whatever schedule options the catalog's distilled card carries are the published values."""
-    for key in PUBLISHED.keys() & REAL.options.keys():
+    assert PUBLISHED.keys() <= REAL.options.keys()
+    for key in PUBLISHED:
         assert REAL.options[key] == PUBLISHED[key], key
     assert "timesteps" in REAL.options and REAL.default_steps == len(REAL.options["timesteps"])

@@ -214,7 +214,7 @@ def plan_upscale(
                 "latent",
                 up_w,
                 up_h,
-                0.4,
+                float(card.options.get("refine_strength", 0.4)),
                 f"LTX latent upsampler {width}x{height} -> {up_w}x{up_h}, a refinement pass, then lanczos",
             )
         reason = _over_budget(up_w, up_h, tokens, budget)
@@ -331,6 +331,17 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
     style_steps = style.steps if style else None
     style_guidance = style.guidance if style else None
     steps = spec.steps or style_steps or card.default_steps
+    distilled = card.options.get("timesteps")
+    if distilled is not None:
+        # A distilled card runs the schedule it was distilled on, whose length is its step count:
+        # a style's steps do not apply, and other counts are refused here, before any loading.
+        if spec.steps and spec.steps != len(distilled):
+            raise SpecError(
+                f"{card.id} is distilled to a {len(distilled)}-step schedule and runs only that; "
+                f"{spec.steps} steps were asked. Ask for {len(distilled)} steps (or leave steps out)",
+                param="steps",
+            )
+        steps = len(distilled)
     if steps < card.min_steps:
         raise SpecError(f"{card.id} needs at least {card.min_steps} steps (got {steps})", param="steps")
     guidance = spec.guidance if spec.guidance is not None else card.default_guidance

@@ -114,7 +114,7 @@ CARDS: tuple[ModelCard, ...] = (
         default_guidance=6.0,
         memory_gib=26.0,
         quality=2,
-        options={"dynamic_cfg": True},
+        options={"dynamic_cfg": True, "scheduler": "CogVideoXDPMScheduler"},
         description="CogVideoX 5B; 6 s at 8 fps, 720x480.",
         upscaler="v2v",
         params_b=5.6,
@@ -140,7 +140,7 @@ CARDS: tuple[ModelCard, ...] = (
         default_guidance=6.0,
         memory_gib=34.0,
         quality=4,
-        options={"dynamic_cfg": True},
+        options={"dynamic_cfg": True, "scheduler": "CogVideoXDPMScheduler"},
         description="CogVideoX 1.5; up to 10 s at 16 fps, 1360x768.",
         upscaler="v2v",
         params_b=5.6,
@@ -168,6 +168,7 @@ CARDS: tuple[ModelCard, ...] = (
         quality=2,
         options={
             "dynamic_cfg": True,
+            "scheduler": "CogVideoXDPMScheduler",
             "pipeline": "CogVideoXImageToVideoPipeline",
             "conditioning": "image",
             # Learned position embeddings for 720x480 only: the pipeline refuses other sizes,
@@ -261,8 +262,14 @@ CARDS: tuple[ModelCard, ...] = (
             "decode_timestep": 0.05,
             "decode_noise_scale": 0.025,
             "latent_upsampler": _LTXV_UPSAMPLER,
-            # The schedule the distilled model was trained on, for 8 steps.
+            # The schedule the distilled model was trained on, for 8 steps, and its refinement pass
+            # after the latent upsampler (AdaIN-matched to the first pass), as diffusers' docs run
+            # 0.9.7 distilled: nearly the whole short schedule, no image-condition noise.
             "timesteps": [1000, 993, 987, 981, 975, 909, 725, 0.03],
+            "refine_timesteps": [1000, 909, 725, 421, 0],
+            "refine_strength": 0.999,
+            "adain_factor": 1.0,
+            "image_cond_noise_scale": 0.0,
         },
         description="The 13B model distilled to 8 steps without CFG: near-13B quality, fast.",
         upscaler="latent",

@@ -51,8 +51,12 @@ def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) 
 
     # A dedicated checkpoint names its own class: its text-to-video slot is that pipeline.
     cls = getattr(diffusers, card.options["pipeline"]) if "pipeline" in card.options else pipeline_class(mode)
-    # The published scheduler (DDIM for 2B, DPM for 5B) is the right one; nothing to override.
-    return cls.from_pretrained(folder, dtype=dtype)
+    pipe = cls.from_pretrained(folder, dtype=dtype)
+    # Every CogVideoX repository publishes the DDIM scheduler; THUDM run the 5B models with DPM
+    # (from the same config) and dynamic CFG, which is meant for DPM: the card's ``scheduler``.
+    if "scheduler" in card.options:
+        pipe.scheduler = getattr(diffusers, card.options["scheduler"]).from_config(pipe.scheduler.config)
+    return pipe
 
 
 def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
