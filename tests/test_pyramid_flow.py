@@ -233,7 +233,7 @@ def test_tiny_text_to_video_sends_the_prescribed_history(tiny_pipe: PyramidFlowP
     latents = tiny_pipe(
         **{**arguments, "generator": torch.Generator().manual_seed(0)}, output_type="latent"
     ).frames
-    assert latents.shape == (1, 4, 3, 8, 16)
+    assert latents.shape == (1, 16, 3, 8, 16)
 
     def down(x: torch.Tensor, times: int) -> torch.Tensor:
         b, c, t, h, w = x.shape
@@ -250,7 +250,7 @@ def test_tiny_text_to_video_sends_the_prescribed_history(tiny_pipe: PyramidFlowP
     sizes = {0: (2, 4), 1: (4, 8), 2: (8, 16)}  # latent size of each stage at 64x128
     # Unit 0: no history at any stage; the current clip is one frame at the stage's size.
     for call, stage in zip(calls[0:6], [0, 0, 1, 1, 2, 2], strict=True):
-        assert len(call) == 1 and call[0].shape == (2, 4, 1, *sizes[stage])
+        assert len(call) == 1 and call[0].shape == (2, 16, 1, *sizes[stage])
     # Unit 1: the previous frame at the current stage's resolution.
     for call, stage in zip(calls[6:9], [0, 1, 2], strict=True):
         assert [clip.shape[2:] for clip in call] == [(1, *sizes[stage]), (1, *sizes[stage])]

@@ -273,7 +273,9 @@ class PyramidFlowPipeline(DiffusionPipeline):
         latents[:, :, 1:] = (
             latents[:, :, 1:] / self.config.video_latent_scale + self.config.video_latent_shift
         )
-        return self.vae.decode(latents.to(self.vae.dtype), temporal_chunk=True).sample
+        # The published decode: one latent frame per temporal chunk (its default save_memory=True);
+        # spatial tiles when the VAE's tiling is enabled.
+        return self.vae.decode(latents.to(self.vae.dtype), temporal_chunk=True, window_size=1).sample
 
     # --- 3. one unit ------------------------------------------------------------------------------
 

@@ -7,6 +7,10 @@ latent frames k+1. Normalisation and the mid-block attention work frame by frame
 means a long video can be decoded a few latent frames at a time, each convolution keeping the
 last two input frames of the previous chunk: the result equals decoding all frames at once.
 
+Large frames can also be decoded in overlapping spatial tiles, as the published inference does
+(``enable_tiling``): 256-pixel tiles (32 latents) every 192 pixels, each seam cross-faded over 64
+pixels, every tile decoded with the same temporal chunking.
+
 Module and parameter names follow the published ``causal_video_vae`` checkpoint.
 """
 
@@ -259,6 +263,27 @@ class CausalVaeDecoder(nn.Module):
         return self.conv_out(self.conv_act(self.conv_norm_out(x)))
 
 
+# The published decode (``decode_latent`` with its default ``save_memory=True``): 256-pixel tiles
+# overlapping by a quarter, and one latent frame per temporal chunk after the first.
+TILE_SAMPLE_SIZE = 256
+TILE_OVERLAP = 0.25
+WINDOW_SIZE = 1
+
+
+def _blend(previous: torch.Tensor, tile: torch.Tensor, extent: int, dim: int) -> torch.Tensor:
+    """Cross-fade the first ``extent`` rows (or columns) of ``tile`` from the last ones of
+    ``previous``, linearly, as the published ``blend_v``/``blend_h`` do."""
+    extent = min(previous.shape[dim], tile.shape[dim], extent)
+    if extent == 0:
+        return tile
+    shape = [1] * tile.ndim
+    shape[dim] = extent
+    weight = (torch.arange(extent, device=tile.device, dtype=tile.dtype) / extent).reshape(shape)
+    head = tile.narrow(dim, 0, extent)
+    faded = previous.narrow(dim, previous.shape[dim] - extent, extent) * (1 - weight) + head * weight
+    return torch.cat([faded, tile.narrow(dim, extent, tile.shape[dim] - extent)], dim=dim)
+
+
 class PyramidFlowCausalVAE(ModelMixin, ConfigMixin):
     """The causal video VAE. ``encode`` returns a diagonal Gaussian over the 16-channel latent,
     ``decode`` maps latents back to video in [-1, 1]. Scaling of latents for the transformer is
@@ -308,6 +333,10 @@ class PyramidFlowCausalVAE(ModelMixin, ConfigMixin):
         )
         self.quant_conv = CausalConv3d(2 * latent, 2 * latent, 1)
         self.post_quant_conv = CausalConv3d(latent, latent, 1)
+        # Tiled decoding is off until asked for, as in diffusers' VAEs; the sizes are set there.
+        self.use_tiling = False
+        self.tile_sample_min_size = TILE_SAMPLE_SIZE
+        self.tile_overlap_factor = TILE_OVERLAP
 
     @property
     def spatial_compression_ratio(self) -> int:
@@ -333,32 +362,84 @@ class PyramidFlowCausalVAE(ModelMixin, ConfigMixin):
                 module.streaming, module._started = streaming, False
         self.post_quant_conv.streaming, self.post_quant_conv._front = streaming, None
 
+    def enable_tiling(
+        self, tile_sample_min_size: int = TILE_SAMPLE_SIZE, tile_overlap_factor: float = TILE_OVERLAP
+    ) -> None:
+        """Decode frames larger than a tile in overlapping tiles (defaults: the published ones)."""
+        spatial = self.spatial_compression_ratio
+        if tile_sample_min_size % spatial:
+            raise ValueError(f"tile_sample_min_size must be a multiple of {spatial}")
+        self.use_tiling = True
+        self.tile_sample_min_size = tile_sample_min_size
+        self.tile_overlap_factor = tile_overlap_factor
+
+    def disable_tiling(self) -> None:
+        self.use_tiling = False
+
+    @property
+    def tile_latent_min_size(self) -> int:
+        return self.tile_sample_min_size // self.spatial_compression_ratio
+
+    def _decode_in_time(self, z: torch.Tensor, temporal_chunk: bool, window_size: int) -> torch.Tensor:
+        if not temporal_chunk or z.shape[2] <= window_size + 1:
+            return self.decoder(self.post_quant_conv(z))
+        self._set_streaming(True)
+        try:
+            bounds = [0, window_size + 1, *range(window_size * 2 + 1, z.shape[2], window_size), z.shape[2]]
+            chunks = [
+                self.decoder(self.post_quant_conv(z[:, :, start:end]))
+                for start, end in zip(bounds[:-1], bounds[1:], strict=True)
+            ]
+        finally:
+            self._set_streaming(False)
+        return torch.cat(chunks, dim=2)
+
+    def tiled_decode(self, z: torch.Tensor, temporal_chunk: bool, window_size: int) -> torch.Tensor:
+        """Tiles of ``tile_latent_min_size`` latents every (1 - overlap) of that; each decoded tile
+        is cross-faded into its upper and left neighbours over the overlap and cropped to the stride."""
+        tile = self.tile_latent_min_size
+        stride = int(tile * (1 - self.tile_overlap_factor))
+        blend = int(self.tile_sample_min_size * self.tile_overlap_factor)
+        keep = self.tile_sample_min_size - blend
+        rows = [
+            [
+                self._decode_in_time(z[:, :, :, i : i + tile, j : j + tile], temporal_chunk, window_size)
+                for j in range(0, z.shape[4], stride)
+            ]
+            for i in range(0, z.shape[3], stride)
+        ]
+        out_rows = []
+        for i, row in enumerate(rows):
+            out_row = []
+            for j, decoded in enumerate(row):
+                if i > 0:
+                    decoded = _blend(rows[i - 1][j], decoded, blend, dim=3)
+                if j > 0:
+                    decoded = _blend(row[j - 1], decoded, blend, dim=4)
+                # Neighbours blend from this tile as blended (the published code blends in place).
+                row[j] = decoded
+                out_row.append(decoded[:, :, :, :keep, :keep])
+            out_rows.append(torch.cat(out_row, dim=4))
+        return torch.cat(out_rows, dim=3)
+
     def decode(
-        self, z: torch.Tensor, return_dict: bool = True, temporal_chunk: bool = True, window_size: int = 2
+        self,
+        z: torch.Tensor,
+        return_dict: bool = True,
+        temporal_chunk: bool = True,
+        window_size: int = WINDOW_SIZE,
     ) -> DecoderOutput | tuple[torch.Tensor]:
         """Latents (batch, 16, T, h, w) -> video (batch, 3, 8(T-1)+1, 8h, 8w).
 
         With ``temporal_chunk`` the latents are decoded ``window_size`` frames at a time (the first
-        chunk one frame longer), as the published inference does to bound memory.
+        chunk one frame longer), as the published inference does to bound memory; with tiling
+        enabled, latents wider or taller than a tile are decoded tile by tile.
         """
-        if not temporal_chunk or z.shape[2] <= window_size + 1:
-            video = self.decoder(self.post_quant_conv(z))
+        tile = self.tile_latent_min_size
+        if self.use_tiling and (z.shape[-1] > tile or z.shape[-2] > tile):
+            video = self.tiled_decode(z, temporal_chunk, window_size)
         else:
-            self._set_streaming(True)
-            try:
-                bounds = [
-                    0,
-                    window_size + 1,
-                    *range(window_size * 2 + 1, z.shape[2], window_size),
-                    z.shape[2],
-                ]
-                chunks = [
-                    self.decoder(self.post_quant_conv(z[:, :, start:end]))
-                    for start, end in zip(bounds[:-1], bounds[1:], strict=True)
-                ]
-            finally:
-                self._set_streaming(False)
-            video = torch.cat(chunks, dim=2)
+            video = self._decode_in_time(z, temporal_chunk, window_size)
         if not return_dict:
             return (video,)
         return DecoderOutput(sample=video)
