@@ -171,17 +171,15 @@ def test_tokenizers_take_any_english_prompt(family: str, tiny_folders: dict[str,
         assert unknown <= 1 and len(ids) > 10
 
 
-def test_hunyuan_guidance_is_embedded_unless_true_cfg_is_asked() -> None:
+def test_hunyuan_guidance_is_embedded_unless_a_negative_prompt_is_given() -> None:
     from dataclasses import replace
 
     hunyuan = family_module("hunyuan")
-    plan = tiny_plan(TINY["hunyuan"])
+    plan = replace(tiny_plan(TINY["hunyuan"]), negative_prompt=None)
     arguments = hunyuan.call_arguments(plan, generator=None)
     assert arguments["guidance_scale"] == plan.guidance
     assert "negative_prompt" not in arguments and "true_cfg_scale" not in arguments
-    arguments = hunyuan.call_arguments(replace(plan, options={"true_cfg_scale": 4.0}), generator=None)
-    assert arguments["true_cfg_scale"] == 4.0
-    assert arguments["negative_prompt"] == plan.negative_prompt
+    # (A negative prompt turns true CFG on: tests/test_hunyuan_negative.py.)
 
 
 def test_family_extras_come_from_the_card() -> None:

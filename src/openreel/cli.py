@@ -652,6 +652,7 @@ def _print_plan(plan) -> None:
         ("generate", f"{plan.width}x{plan.height}, {plan.num_frames} frames at {plan.native_fps} fps"),
         ("windows", window_text),
         ("steps / guidance", f"{plan.steps} / {plan.guidance:g}"),
+        *([("guidance", plan.guidance_note)] if plan.guidance_note else []),
         ("upscale", f"{upscale.method}: {upscale.reason}" if upscale.reason else upscale.method),
         ("frame rate", f"{plan.retime.method}: {plan.retime.reason}"),
         ("output", f"{plan.out_width}x{plan.out_height}, {plan.out_frames} frames at {plan.out_fps} fps"),

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from openreel.errors import Cancelled, SpecError
 from openreel.hardware import Hardware, detect
 from openreel.models.catalog import ModelCard, all_cards
-from openreel.models.weights import resolve_card, weights_folder
+from openreel.models.weights import fingerprint, resolve_card, split_revision, weights_folder
 from openreel.plan import Plan, make_plan
 from openreel.provenance import Credits, sign_file
 from openreel.recipe import build_recipe, write_recipe
@@ -219,7 +219,9 @@ class Engine:
         if mode is not None:
             check_mode(card, mode)
         plan = make_plan(spec, card, self.hardware, style)
-        spec = replace(spec, seed=plan.seeds[0])
+        # The stored spec names the model plainly: its revision goes into the model record (and a
+        # replay pins it from there), so a recipe's replay hashes to the same watermark id.
+        spec = replace(spec, seed=plan.seeds[0], model=_plain_model(spec.model))
         clock = _ProgressClock(plan, on_progress)
         clock.emit("loading", 0.0)
         folder = weights_folder(card)
@@ -611,13 +613,26 @@ def _video_id(spec: VideoSpec, model: dict[str, Any], seed: int) -> str:
 
 
 def model_record(card: ModelCard, folder: Path) -> dict[str, Any]:
-    revision = card.revision
-    if card.hub_repo and folder.parent.name == "snapshots":
-        revision = folder.name  # the exact commit the Hugging Face cache resolved
-    return {
+    """What the recipe says about the weights. A hub model's ``revision`` is the commit the Hugging
+    Face cache resolved (its snapshot folder's name), which a replay loads again; weights without
+    a commit (tiny builds, local folders) get a ``fingerprint`` of their configuration instead."""
+    record: dict[str, Any] = {
         "id": card.id,
         "family": card.family,
         "source": card.source,
-        "revision": revision,
+        "revision": card.revision,
         "licence": card.licence,
     }
+    if card.hub_repo and folder.parent.name == "snapshots":
+        record["revision"] = folder.name
+    elif not card.hub_repo:
+        record["revision"] = None  # no hub commit: tiny builds and local folders have none
+        record["fingerprint"] = fingerprint(folder)
+    return record
+
+
+def _plain_model(model: str | None) -> str | None:
+    """The spec's model without a pinned revision (``ID@REVISION`` -> ``ID``); folders unchanged."""
+    if model is None or Path(model).expanduser().is_dir():
+        return model
+    return split_revision(model)[0]

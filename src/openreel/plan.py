@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, replace
 from openreel.errors import SpecError, UnsupportedModeError
 from openreel.hardware import Hardware
 from openreel.models.catalog import ModelCard, all_cards
+from openreel.models.families import family_module
 from openreel.spec import VideoSpec
 from openreel.styles import Style, apply_style
 
@@ -85,6 +86,8 @@ class Plan:
     dtype: str
     memory: MemoryPlan = field(default_factory=MemoryPlan)
     style: str | None = None
+    # How the guidance is applied when the family does it its own way (HunyuanVideo), for --dry-run.
+    guidance_note: str = ""
     options: dict = field(default_factory=dict)
     windows: tuple[Window, ...] = ()
     upscale: UpscalePlan = field(default_factory=lambda: UpscalePlan("none", 0, 0))
@@ -354,6 +357,16 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
     prompt = styled(spec.prompt)
     negative = apply_style(style, spec.prompt, spec.negative_prompt)[1] if style else spec.negative_prompt
     schedule = [(0.0, prompt)] + [(start, styled(text)) for start, text in spec.prompt_schedule]
+    # The guidance scale that runs the transformer twice a step (classifier-free guidance).
+    cfg_guidance, guidance_note = guidance, ""
+    family = family_module(card.family)
+    if hasattr(family, "plan_negative"):
+        # Guidance-distilled (HunyuanVideo): a negative prompt costs a second pass, so the family
+        # says which one it applies; the plan records only that one.
+        negative, guidance_note = family.plan_negative(
+            spec.negative_prompt, style.negative_prompt if style else None, guidance
+        )
+        cfg_guidance = guidance if negative else 1.0
     if spec.mode == "storyboard":
         # Text cards steer their segments: the first from the start, each later one from its time.
         texts = [(float(c.get("at", 0)), str(c["text"])) for c in spec.cards if c.get("text")]
@@ -433,6 +446,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         steps=steps,
         guidance=guidance,
         seeds=seeds,
+        guidance_note=guidance_note,
         out_width=spec.width,
         out_height=spec.height,
         out_fps=spec.fps,
@@ -466,7 +480,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
             card,
             hardware,
             steps,
-            guidance,
+            cfg_guidance,
             windows,
             width,
             height,

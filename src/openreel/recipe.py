@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +61,18 @@ def read_recipe(path: Path) -> dict[str, Any]:
 
 
 def spec_from_recipe(recipe: dict[str, Any]) -> VideoSpec:
+    """The spec to replay: a hub model pinned to the revision the recipe was made with
+    (``ID@REVISION``), so a newer download in the cache does not change the frames."""
     try:
-        return VideoSpec.from_dict(recipe["spec"]).validated()
+        spec = VideoSpec.from_dict(recipe["spec"]).validated()
     except SpecError as exc:
         raise RecipeError(f"the recipe's spec is invalid: {exc.message}", param="recipe") from None
     except TypeError as exc:
         raise RecipeError(f"the recipe's spec is invalid: {exc}", param="recipe") from None
+    model = recipe.get("model")
+    if not isinstance(model, dict):
+        return spec
+    revision, source = model.get("revision"), str(model.get("source", ""))
+    if revision and source.startswith("hub:") and spec.model == model.get("id") and "@" not in spec.model:
+        spec = replace(spec, model=f"{spec.model}@{revision}")
+    return spec

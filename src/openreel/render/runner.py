@@ -83,15 +83,12 @@ class Runner:
         if plan.memory.group_offload:
             import torch
 
-            # Block-level group offloading keeps one block group on the accelerator at a time;
-            # it works for every family, unlike model CPU offload's hooks on custom VAEs.
-            onload = torch.device(plan.device)
-            for name in ("transformer", "transformer_2", "text_encoder", "text_encoder_2"):
-                module = getattr(pipe, name, None)
-                if module is not None and hasattr(module, "enable_group_offload"):
-                    module.enable_group_offload(onload, offload_type="block_level", num_blocks_per_group=1)
-            if getattr(pipe, "vae", None) is not None:
-                pipe.vae.to(onload)
+            from openreel.render.offload import apply_group_offload
+
+            # Block-level group offloading keeps one block group on the accelerator at a time; it
+            # works for every family, unlike model CPU offload's hooks on custom VAEs, and reaches
+            # the transformers text and image encoders too (their own API has no such method).
+            apply_group_offload(pipe, torch.device(plan.device))
         else:
             pipe.to(plan.device)
 

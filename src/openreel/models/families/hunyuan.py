@@ -4,8 +4,13 @@ checkpoint through HunyuanVideoImageToVideoPipeline (card option ``pipeline``).
 The VAE compresses 4x in time and 8x in space and the transformer patches 2x2, so frames are 4k+1
 and sides multiples of 16. HunyuanVideo is guidance-distilled: ``guidance_scale`` is a number fed
 into the transformer (embedded guidance, 6.0 by default), not classifier-free guidance, so one
-transformer pass per step and no negative prompt. True CFG with a negative prompt is available
-through the ``true_cfg_scale`` option (> 1), at twice the transformer work.
+transformer pass per step and no negative prompt.
+
+A negative prompt the user gives switches to true classifier-free guidance (the pipeline's
+``true_cfg_scale``) at the plan's guidance scale, with the embedded guidance set to 1: the
+transformer runs twice per step, and diffusers advises against applying both guidances at once.
+A style's negative prompt alone does not turn that on (it would double every styled run's cost
+unasked): for HunyuanVideo it is dropped, and the plan says so.
 
 HunyuanVideo-I2V (card option ``conditioning="image"``) takes the first frame as ``image``; the
 text-to-video card holds an image by latent anchoring.
@@ -16,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openreel.errors import UnsupportedModeError
+from openreel.errors import SpecError, UnsupportedModeError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -51,6 +56,29 @@ def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) 
     return cls.from_pretrained(folder, dtype=dtype)
 
 
+def plan_negative(
+    user_negative: str | None, style_negative: str | None, guidance: float
+) -> tuple[str | None, str]:
+    """The negative prompt this run applies (None when none) and the plan's note on guidance.
+
+    The planner records only what ``call_arguments`` applies, so a recipe never names a negative
+    prompt the model did not see."""
+    dropped = f"; the style's negative prompt ({style_negative!r}) is not applied" if style_negative else ""
+    if not user_negative:
+        return None, f"embedded guidance {guidance:g}, one transformer pass a step{dropped}"
+    if guidance <= 1:
+        raise SpecError(
+            "HunyuanVideo applies a negative prompt through true classifier-free guidance, which needs "
+            f"--guidance above 1 (got {guidance:g}); raise it or drop --negative",
+            param="negative_prompt",
+        )
+    negative = ", ".join(n for n in (user_negative, style_negative) if n)
+    return negative, (
+        f"true CFG {guidance:g} with the negative prompt (embedded guidance 1): "
+        "the transformer runs twice a step"
+    )
+
+
 def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
     arguments = {
         "prompt": plan.prompt,
@@ -61,10 +89,12 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
         "guidance_scale": plan.guidance,
         "generator": generator,
     }
-    true_cfg_scale = float(plan.options.get("true_cfg_scale", 1.0))
-    # The pipeline ignores a negative prompt unless true CFG is on; only pass it when it counts.
-    if true_cfg_scale > 1 and plan.negative_prompt:
-        arguments.update(true_cfg_scale=true_cfg_scale, negative_prompt=plan.negative_prompt)
+    # The plan holds a negative prompt only when it is applied (plan_negative): true CFG at the
+    # plan's scale, with the embedded guidance neutral so the strength is not applied twice.
+    if plan.negative_prompt:
+        arguments.update(
+            guidance_scale=1.0, true_cfg_scale=plan.guidance, negative_prompt=plan.negative_prompt
+        )
     return arguments
 
 
