@@ -356,7 +356,6 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
 
     prompt = styled(spec.prompt)
     negative = apply_style(style, spec.prompt, spec.negative_prompt)[1] if style else spec.negative_prompt
-    schedule = [(0.0, prompt)] + [(start, styled(text)) for start, text in spec.prompt_schedule]
     # The guidance scale that runs the transformer twice a step (classifier-free guidance).
     cfg_guidance, guidance_note = guidance, ""
     family = family_module(card.family)
@@ -367,6 +366,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
             spec.negative_prompt, style.negative_prompt if style else None, guidance
         )
         cfg_guidance = guidance if negative else 1.0
+    schedule = [(0.0, prompt)] + [(start, styled(text)) for start, text in spec.prompt_schedule]
     if spec.mode == "storyboard":
         # Text cards steer their segments: the first from the start, each later one from its time.
         texts = [(float(c.get("at", 0)), str(c["text"])) for c in spec.cards if c.get("text")]
@@ -445,8 +445,8 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         native_fps=card.fps,
         steps=steps,
         guidance=guidance,
-        seeds=seeds,
         guidance_note=guidance_note,
+        seeds=seeds,
         out_width=spec.width,
         out_height=spec.height,
         out_fps=spec.fps,
