@@ -23,6 +23,10 @@ from openreel.models.reference import param_counts, transformer_shape
 # clips, so it needs remix; storyboards need windows (every family but Pyramid Flow).
 _MODES = {
     "cogvideox": frozenset({"t2v", "i2v", "remix", "extend", "blend", "storyboard", "still"}),
+    # CogVideoX 1.5 patches latent frames in pairs: its text-to-video pipeline pads an odd count,
+    # its video-to-video pipeline refuses one, and 16k+1 frames always make an odd count. So no
+    # remix, blend or video-to-video refinement on 1.5 (its twin found it).
+    "cogvideox1.5": frozenset({"t2v", "i2v", "extend", "storyboard", "still"}),
     "mochi": frozenset({"t2v", "i2v", "extend", "storyboard", "still"}),
     "ltx": frozenset(
         {
@@ -39,6 +43,9 @@ _MODES = {
         }
     ),
     "wan": frozenset({"t2v", "i2v", "remix", "extend", "blend", "storyboard", "still"}),
+    # WanVideoToVideoPipeline sizes its latents for the 8x VAE of Wan 2.1, not Wan 2.2's 16x one
+    # (patchified): no remix, blend or video-to-video refinement on TI2V-5B (its twin found it).
+    "wan2.2": frozenset({"t2v", "i2v", "extend", "storyboard", "still"}),
     "hunyuan": frozenset({"t2v", "i2v", "extend", "storyboard", "still"}),
     # Dedicated image-to-video checkpoints run their families' own I2V pipelines, which need an
     # image (no t2v) and pin its frame first. Wan 2.1 I2V's image embedding has positions for one
@@ -129,7 +136,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence="CogVideoX License",
         licence_url="https://huggingface.co/THUDM/CogVideoX1.5-5B/blob/main/LICENSE",
         authors=("THUDM", "Zhipu AI"),
-        modes=_MODES["cogvideox"],
+        modes=_MODES["cogvideox1.5"],
         native_width=1360,
         native_height=768,
         fps=16,
@@ -142,7 +149,7 @@ CARDS: tuple[ModelCard, ...] = (
         quality=4,
         options={"dynamic_cfg": True, "scheduler": "CogVideoXDPMScheduler"},
         description="CogVideoX 1.5; up to 10 s at 16 fps, 1360x768.",
-        upscaler="v2v",
+        upscaler=None,
         params_b=5.6,
         dit_width=3072,
         dit_depth=42,
@@ -371,7 +378,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence=_WAN_LICENCE[0],
         licence_url=_WAN_LICENCE[1],
         authors=("Wan Team, Alibaba",),
-        modes=_MODES["wan"],
+        modes=_MODES["wan2.2"],
         native_width=1280,
         native_height=704,
         fps=24,
@@ -384,7 +391,7 @@ CARDS: tuple[ModelCard, ...] = (
         quality=4,
         options={"flow_shift": 5.0, "float32_components": _WAN_FLOAT32},
         description="Wan 2.2 5B with the high-compression VAE; 5 s at 24 fps, 1280x704.",
-        upscaler="v2v",
+        upscaler=None,
         params_b=5.0,
         dit_width=3072,
         dit_depth=30,

@@ -64,7 +64,15 @@ SIZE_KEYS: dict[str, frozenset[str]] = {
         {"num_attention_heads", "attention_head_dim", "cross_attention_dim", "num_layers", "caption_channels"}
     ),
     "WanTransformer3DModel": frozenset(
-        {"num_attention_heads", "attention_head_dim", "ffn_dim", "num_layers", "text_dim", "image_dim"}
+        {
+            "num_attention_heads",
+            "attention_head_dim",
+            "ffn_dim",
+            "num_layers",
+            "text_dim",
+            "image_dim",
+            "added_kv_proj_dim",
+        }
     ),
     "WanVACETransformer3DModel": frozenset(
         {

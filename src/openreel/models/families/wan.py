@@ -191,6 +191,9 @@ def twin_sizes(component: str, class_name: str, twin: ModelCard) -> dict[str, An
         )
         if config.get("image_dim") is not None:
             sizes["image_dim"] = CLIP_VISION_WIDTH  # the image encoder's hidden states
+        if config.get("added_kv_proj_dim") is not None:
+            # The I2V image cross-attention projects from the transformer's own width.
+            sizes["added_kv_proj_dim"] = sizes["num_attention_heads"] * sizes["attention_head_dim"]
         if class_name == "WanVACETransformer3DModel":
             sizes["vace_layers"] = [0, 1]  # VACE needs a block at layer 0 (the input projection)
         return sizes
