@@ -31,6 +31,10 @@ from openreel.errors import OpenreelError
 CERT_ENV = "OPENREEL_SIGNING_CERT"
 KEY_ENV = "OPENREEL_SIGNING_KEY"
 ANCHORS_ENV = "OPENREEL_TRUST_ANCHORS"
+# The watermark secret: any string the owner chooses (several installations that share it read
+# each other's marks), else a random one made on first run beside the signing key.
+WATERMARK_KEY_ENV = "OPENREEL_WATERMARK_KEY"
+WATERMARK_KEY = "watermark.key"
 
 CA_CERT = "ca.pem"
 CA_KEY = "ca.key"
@@ -121,6 +125,39 @@ def local_identity() -> SigningIdentity:
         key_pem=(folder / SIGNER_KEY).read_bytes(),
         source="local",
     )
+
+
+def watermark_key() -> bytes:
+    """The secret that encrypts and authenticates watermark payloads (32 bytes)."""
+    import hashlib
+
+    owner = os.environ.get(WATERMARK_KEY_ENV, "").strip()
+    if owner:
+        return hashlib.sha256(b"openreel-watermark-key:" + owner.encode()).digest()
+    folder = keys_dir()
+    if not (folder / SIGNER_CHAIN).exists():
+        _create_local_ca(folder)  # the folder is made whole by rename: make it before adding to it
+    path = folder / WATERMARK_KEY
+    if not path.exists():
+        _create_watermark_key(path)
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except ValueError:
+        raise SigningKeyError(f"{path} is not a hex watermark key; remove it to make a new one") from None
+
+
+def _create_watermark_key(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".watermark-key.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(os.urandom(32).hex() + "\n")
+    try:
+        # link, not rename: if another process got there first, its key wins and stays.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
 
 
 def trust_anchors_pem() -> str:

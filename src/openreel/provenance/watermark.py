@@ -1,33 +1,31 @@
-"""An invisible watermark that survives H.264: DWT-DCT-SVD on the luma channel.
+"""An invisible watermark that survives resizing, cropping, re-encoding and retiming.
 
-How it works (FIELD-NOTES, Provenance): take luma Y, a one-level Haar DWT, cut its LL band into
-4x4 blocks, and in each block quantise the largest singular value ``s0`` onto one of two
-interleaved lattices (quantisation index modulation): ``s0 mod STEP`` near ``STEP/4`` means 0,
-near ``3*STEP/4`` means 1. ``s0`` carries the block's low-frequency energy, which H.264 keeps
-well even at CRF 28, and changing it moves all four colours by the same amount, so chroma is
-untouched.
+The mark lives in *normalised* frame coordinates (u, v in 0..1 across the picture), so a
+rescale to any size or aspect leaves it where it was; only a crop moves it, and the detector
+searches for that. It is the same on every frame, so a change of frame rate, a cut at either
+end or dropped frames leave every remaining frame carrying all of it, and the detector
+averages frames: a long clip reads better than a short one, and moving content averages away.
 
-Two shortcuts keep a 1080p frame at a few tens of milliseconds instead of ~0.4 s:
-- the DCT of the classic recipe is orthogonal, so it leaves singular values alone: transforming
-  a block, editing ``s0`` and transforming back is exactly editing ``s0`` of the block itself;
-- only the top singular triplet is needed, and a few power iterations on the batched 4x4
-  Gram matrices give it, where a full batched SVD is five times slower.
+The mark is a smooth luma pattern (the same change on R, G and B), made of three parts:
 
-The 64-bit payload gets a CRC-16 (80 code bits). Each block carries one code bit, chosen by a
-fixed pseudo-random permutation and XOR-ed with a pseudo-random key; the key turns the
-structure of clean frames (flat areas all reading the same bit) into noise, so a clean frame
-votes for nothing. Decoding is soft: each block's position on the lattice is averaged per bit,
-after taking out the common slide that other tools' colour conversions cause, then over the
-frames that show a mark. A result is "found" only when marked
-frames are seen *and* the CRC checks, so clean video reports not found.
+- **sync stripes**: a public pseudo-random sequence of ``SYNC_CELLS`` vertical stripes plus
+  another of horizontal ones. A column (row) mean of the picture keeps the vertical
+  (horizontal) stripes and averages the rest away, so scale and offset are found one axis at a
+  time by a 1-D correlation over the crops allowed (``MIN_VISIBLE`` to 1 of each axis);
+- **pilot cells**: a third of a ``GRID`` x ``GRID`` grid of cells, with public signs. Once the
+  stripes have placed the grid, the pilots' correlation says whether a mark is there, with a
+  known false-alarm rate (``PRESENCE_Z``): anyone with openreel can tell an openreel mark;
+- **data cells**: the other two thirds carry the 104-bit code word of ``markcode``
+  (encrypted payload, HMAC tag, CRC), each bit on ~15 cells spread over the frame. Reading
+  the payload, and making one that verifies, needs the installation's watermark secret.
 
-Decoding needs the frame at the size it was marked at (the block grid must line up), and a
-frame of at least ~320x180: smaller ones have too few blocks per bit to tell a mark from noise.
+Cells and stripes are bicubic bumps a few pixels wide at the smallest sizes allowed, low
+enough in frequency that H.264 and VP9 keep them at CRF 30, and the pattern is computed once
+per frame size: marking costs one saturating add per frame.
 """
 
 from __future__ import annotations
 
-import binascii
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,144 +33,120 @@ from functools import lru_cache
 
 import numpy as np
 
-PAYLOAD_BYTES = 8
-PAYLOAD_BITS = PAYLOAD_BYTES * 8
-CODE_BITS = PAYLOAD_BITS + 16  # payload + CRC-16
+from openreel.provenance import markcode
 
-# Quantisation step for s0. s0 of a 4x4 LL block is ~8x the mean luma, so a step of 48 moves
-# a pixel by at most ~3 levels (PSNR ~42 dB) and keeps ~100% of bits through CRF 28.
-STEP = 48.0
-# A fresh mark every k-th frame (frame 0, always a keyframe, first), held on the frames between
-# (see watermark_frames). 12 keeps marking a 1080p clip under ~20% of its encode time.
-EVERY = 12
-# A frame counts as marked when its per-bit averages sit this many noise sigmas from zero on
-# average; a clean frame scores ~0.8 (the mean of |N(0,1)|), a marked one 5 to 50.
-FRAME_SCORE_MIN = 2.5
+PAYLOAD_BYTES = markcode.PAYLOAD_BYTES
+CODE_BITS = markcode.CODE_BITS
+# Kept for callers that spaced fresh marks: the mark is now the same on every frame.
+EVERY = 1
 
-_BLOCK = 4
+GRID = 48  # pilot + data cells per axis
+SYNC_CELLS = 64  # stripes per axis
+# Luma levels (0..255) of the stripes and of the cells, before rounding. PSNR ~42 dB.
+SYNC_AMPLITUDE = 1.0
+CELL_AMPLITUDE = 2.0
+# Texture hides a stronger mark and drowns a weak one: the amplitude grows with the local
+# detail (high-passed luma std over TEXTURE_UNIT levels) up to MAX_GAIN times, re-measured
+# every GAIN_EVERY frames (a mark that holds still costs an encoder almost nothing).
+TEXTURE_UNIT = 12.0
+MAX_GAIN = 3.0
+GAIN_EVERY = 24
+MIN_VISIBLE = 0.78  # a crop may keep as little as this share of each axis (10% a side, and some)
+# Frames smaller than this on either side carry too few pixels per cell to read.
+MIN_SIDE = 96
+
 _SEED = 0x0BE11
-_POWER_ITERATIONS = 4
-# BT.709 luma in 1/256ths (what the encoder's yuv420p conversion uses), so the integer sum fits
-# uint16: 54 + 183 + 19 = 256.
-_LUMA = (54, 183, 19)
+_WORK = 256  # the detector's working picture: every frame is resampled to WORK x WORK
+_REF = 1024  # samples of the reference stripe profile across the frame
+_SCALE_STEP = 0.004
+_CANDIDATES = 3  # per axis, tried in pairs against the pilots
+# Pilot correlation in noise sigmas above which a mark is declared present. Noise gives a
+# normal score; the detector tries _CANDIDATES**2 placements, so a clean clip passes with
+# probability ~9 * 1e-9 (bench/watermark.py measures it on clean and other-key clips).
+PRESENCE_Z = 6.0
 
 
 @dataclass
 class WatermarkResult:
-    found: bool
-    payload: bytes | None  # the 8-byte payload, only when found (CRC checked)
+    found: bool  # an openreel mark is present (anyone can tell; no key needed)
+    payload: bytes | None  # the 8-byte payload, only when it verified under the key
     confidence: float  # 0..1: mean estimated probability that each code bit is right
     frames_examined: int
-    frames_marked: int
-    # The payload bits as decoded, even when the CRC failed: for measuring bit accuracy.
-    bits: np.ndarray | None = field(default=None, repr=False)
+    frames_marked: int  # frames that went into a found mark (all examined ones, or 0)
+    readable: bool = False  # the code word's CRC checks
+    authentic: bool = False  # ... and its tag verifies under the key given
+    presence_z: float = 0.0  # pilot correlation in noise sigmas
+    scale: tuple[float, float] | None = None  # visible share of the marked frame (x, y)
+    offset: tuple[float, float] | None = None  # where the visible part starts (x, y)
+    reason: str | None = None  # why nothing could be read (too small, too short)
+    bits: np.ndarray | None = field(default=None, repr=False)  # code bits as read
 
     def to_dict(self) -> dict[str, object]:
         return {
             "found": self.found,
+            "authentic": self.authentic,
+            "readable": self.readable,
             "payload": self.payload.hex() if self.payload else None,
             "confidence": round(self.confidence, 4),
+            "presence_z": round(self.presence_z, 2),
+            "scale": [round(s, 4) for s in self.scale] if self.scale else None,
+            "offset": [round(s, 4) for s in self.offset] if self.offset else None,
             "frames_examined": self.frames_examined,
             "frames_marked": self.frames_marked,
+            "reason": self.reason,
         }
 
 
-def encode_bits(payload: bytes) -> np.ndarray:
-    if len(payload) != PAYLOAD_BYTES:
-        raise ValueError(f"watermark payload must be {PAYLOAD_BYTES} bytes, got {len(payload)}")
-    crc = binascii.crc_hqx(payload, 0xFFFF).to_bytes(2, "big")
-    return np.unpackbits(np.frombuffer(payload + crc, dtype=np.uint8))
+# --- the pattern -------------------------------------------------------------------------------
 
 
-def _check_frame(frame: np.ndarray, *, luma_ok: bool = False) -> None:
-    rgb = frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
-    if not (rgb or (luma_ok and frame.ndim == 2)):
-        raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame.dtype} {frame.shape}")
-    if frame.shape[0] < 2 * _BLOCK or frame.shape[1] < 2 * _BLOCK:
-        raise ValueError(f"frame {frame.shape[1]}x{frame.shape[0]} is too small to carry a watermark")
+@dataclass(frozen=True)
+class _Layout:
+    stripes_x: np.ndarray  # SYNC_CELLS signs
+    stripes_y: np.ndarray
+    pilot: np.ndarray  # GRID*GRID bool: which cells are pilots
+    sign: np.ndarray  # GRID*GRID +-1: pilot sign, or the data cell's whitening sign
+    bit_of_cell: np.ndarray  # GRID*GRID int: the code bit a data cell carries (-1 for pilots)
 
 
-def _ll_band(frame: np.ndarray) -> np.ndarray:
-    """Haar LL of luma over the part of the frame covered by whole 8x8 pixel blocks.
-
-    ``frame`` is RGB uint8 (H, W, 3), or already luma (H, W) on the full 0..255 scale, which is
-    how a decoded video is read: straight from its Y plane, with no colour conversion between.
-    """
-    import pywt
-
-    h = frame.shape[0] // (2 * _BLOCK) * (2 * _BLOCK)
-    w = frame.shape[1] // (2 * _BLOCK) * (2 * _BLOCK)
-    if frame.ndim == 2:
-        y = frame[:h, :w].astype(np.float32)
-    else:
-        rgb = frame[:h, :w]
-        # Integer luma (0..65280) is several times faster than float weights on a 1080p frame.
-        y16 = rgb[..., 0] * np.uint16(_LUMA[0])
-        y16 += rgb[..., 1] * np.uint16(_LUMA[1])
-        y16 += rgb[..., 2] * np.uint16(_LUMA[2])
-        y = y16.astype(np.float32) * np.float32(1 / 256)
-    ll, _ = pywt.dwt2(y, "haar")
-    return ll
-
-
-def _blocks(ll: np.ndarray) -> np.ndarray:
-    rows, cols = ll.shape[0] // _BLOCK, ll.shape[1] // _BLOCK
-    return ll.reshape(rows, _BLOCK, cols, _BLOCK).transpose(0, 2, 1, 3).reshape(-1, _BLOCK, _BLOCK)
-
-
-def _unblocks(blocks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    rows, cols = shape[0] // _BLOCK, shape[1] // _BLOCK
-    return blocks.reshape(rows, cols, _BLOCK, _BLOCK).transpose(0, 2, 1, 3).reshape(shape)
-
-
-def _top_singular(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(s0, u0, v0) of every 4x4 block by power iteration on B^T B."""
-    gram = np.einsum("nji,njk->nik", blocks, blocks)
-    # Not the all-ones vector: a block whose top right-singular vector is orthogonal to the
-    # start never converges, and zero-mean patterns are exactly orthogonal to ones.
-    v = np.broadcast_to(np.array([0.61, 0.47, 0.52, 0.37], dtype=np.float32), (len(blocks), _BLOCK)).copy()
-    for _ in range(_POWER_ITERATIONS):
-        v = np.einsum("nik,nk->ni", gram, v)
-        v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-    bv = np.einsum("nij,nj->ni", blocks, v)
-    s0 = np.linalg.norm(bv, axis=1)
-    u = bv / np.maximum(s0[:, None], 1e-12)
-    return s0, u, v
-
-
-@lru_cache(maxsize=8)
-def _layout(n_blocks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Which code bit each block carries, its key bit, and how many blocks carry each bit."""
+@lru_cache(maxsize=1)
+def _layout() -> _Layout:
     rng = np.random.default_rng(_SEED)
+    stripes_x = rng.choice([-1.0, 1.0], SYNC_CELLS)
+    stripes_y = rng.choice([-1.0, 1.0], SYNC_CELLS)
+    cells = GRID * GRID
+    order = rng.permutation(cells)
+    pilot = np.zeros(cells, dtype=bool)
+    pilot[order[: cells // 3]] = True
+    data = order[cells // 3 :]
+    bit_of_cell = np.full(cells, -1, dtype=np.int64)
     # A permutation of a cyclic assignment: every bit gets the same share, spread over the frame.
-    bit_of_block = rng.permutation(np.arange(n_blocks) % CODE_BITS)
-    key = rng.integers(0, 2, n_blocks, dtype=np.uint8)
-    counts = np.bincount(bit_of_block, minlength=CODE_BITS).astype(np.float64)
-    return bit_of_block, key, counts
+    bit_of_cell[data] = rng.permutation(np.arange(len(data)) % CODE_BITS)
+    sign = rng.choice([-1.0, 1.0], cells)
+    return _Layout(stripes_x, stripes_y, pilot, sign, bit_of_cell)
 
 
-def embed(frame: np.ndarray, payload: bytes, *, step: float = STEP) -> np.ndarray:
-    """A copy of ``frame`` (RGB uint8) carrying ``payload`` (8 bytes)."""
-    return _Change(_delta(frame, payload, step)).apply(frame)
+def _resize(values: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bicubic resampling of a small float grid to ``height`` x ``width``: sample i of the grid
+    sits at the centre of the i-th 1/n of the output, as the normalised coordinates say."""
+    from PIL import Image
+
+    image = Image.fromarray(np.ascontiguousarray(values, dtype=np.float32), mode="F")
+    return np.array(image.resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
 
 
-def _delta(frame: np.ndarray, payload: bytes, step: float) -> np.ndarray:
-    """The luma change (int16, one value per pixel) that puts ``payload`` into ``frame``."""
-    _check_frame(frame)
-    code = encode_bits(payload)
-    ll = _ll_band(frame)
-    blocks = _blocks(ll)
-    bit_of_block, key, _ = _layout(len(blocks))
-    wanted = code[bit_of_block] ^ key
-    s0, u, v = _top_singular(blocks)
-    # Nearest point of the lattice for the wanted bit: offset step/4 (bit 0) or 3*step/4 (bit 1).
-    offset = step * (0.25 + 0.5 * wanted.astype(np.float32))
-    target = np.round((s0 - offset) / step) * step + offset
-    delta_blocks = (target - s0)[:, None, None] * np.einsum("ni,nj->nij", u, v)
-    # LL of the Haar transform is (sum of each 2x2 pixel quad) / 2, so a change d in LL is a
-    # change of d/2 in each of its four pixels: the inverse DWT of a lone LL band, done by hand.
-    delta_ll = _unblocks(delta_blocks.astype(np.float32), ll.shape) * np.float32(0.5)
-    return np.rint(np.repeat(np.repeat(delta_ll, 2, axis=0), 2, axis=1)).astype(np.int16)
+def _stripe_profile(signs: np.ndarray, length: int) -> np.ndarray:
+    return _resize(signs[None, :], length, 1)[0]
+
+
+def pattern(code: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The luma change (float32, height x width) that carries ``code``."""
+    layout = _layout()
+    cells = np.where(layout.pilot, 1.0, 1.0 - 2.0 * code[np.maximum(layout.bit_of_cell, 0)]) * layout.sign
+    out = _resize(cells.reshape(GRID, GRID) * CELL_AMPLITUDE, width, height)
+    out += SYNC_AMPLITUDE * _stripe_profile(layout.stripes_x, width)[None, :]
+    out += SYNC_AMPLITUDE * _stripe_profile(layout.stripes_y, height)[:, None]
+    return out
 
 
 class _Change:
@@ -181,7 +155,7 @@ class _Change:
 
     def __init__(self, delta: np.ndarray):
         # The same change on R, G and B is a change of luma only, whatever the luma weights.
-        delta3 = np.repeat(delta[..., None], 3, axis=2)
+        delta3 = np.repeat(np.rint(delta).astype(np.int16)[..., None], 3, axis=2)
         self.shape = delta.shape
         self.up = np.clip(delta3, 0, 255).astype(np.uint8)
         self.down = np.clip(-delta3, 0, 255).astype(np.uint8)
@@ -189,122 +163,274 @@ class _Change:
 
     def apply(self, frame: np.ndarray) -> np.ndarray:
         out = frame.copy()
-        region = out[: self.shape[0], : self.shape[1]]
         # min(x, 255-u) + u == min(x + u, 255), and max(x, d) - d == max(x - d, 0): addition that
         # saturates instead of wrapping, with no wider type.
-        np.minimum(region, self.ceiling, out=region)
-        region += self.up
-        np.maximum(region, self.down, out=region)
-        region -= self.down
+        np.minimum(out, self.ceiling, out=out)
+        out += self.up
+        np.maximum(out, self.down, out=out)
+        out -= self.down
         return out
 
 
-def watermark_frames(
-    frames: Iterable[np.ndarray], payload: bytes, *, every: int = EVERY, step: float = STEP, hold: bool = True
-) -> Iterator[np.ndarray]:
-    """Yield ``frames`` carrying ``payload``: computed afresh on every ``every``-th frame (frame 0
-    first) and, with ``hold``, the same change laid on the frames in between.
+def _check_frame(frame: np.ndarray, *, luma_ok: bool = False) -> None:
+    rgb = frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
+    if not (rgb or (luma_ok and frame.ndim == 2)):
+        raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame.dtype} {frame.shape}")
 
-    Why hold: H.264 codes most frames as a residual against the previous one. A mark on one
-    frame in twelve is a small residual that CRF 28 throws away, but a mark that stays put is
-    predicted for free wherever the picture stays put, and survives in every frame. Laying a
-    held change costs ~3 ms a 1080p frame against ~45 ms for computing one.
-    """
-    encode_bits(payload)  # fail on a bad payload before the first frame, not mid-stream
+
+def _key(key: bytes | None) -> bytes:
+    if key is not None:
+        return key
+    from openreel.provenance import keys
+
+    return keys.watermark_key()
+
+
+def embed(frame: np.ndarray, payload: bytes, *, key: bytes | None = None) -> np.ndarray:
+    """A copy of ``frame`` (RGB uint8) carrying ``payload`` (8 bytes) under ``key`` (default:
+    this installation's watermark secret)."""
+    return next(watermark_frames([frame], payload, key=key))
+
+
+def _gain(frame: np.ndarray) -> np.ndarray:
+    """How strongly to mark each part of ``frame`` (float32, full size): 1 where it is smooth, up
+    to MAX_GAIN where texture hides the mark. Measured on every 4th pixel of green."""
+    from PIL import Image
+
+    height, width = frame.shape[:2]
+    small = frame[::4, ::4, 1].astype(np.float32)
+    detail = small - _box(_box(small, 3, 0), 3, 1)
+    # Local std over about one cell (GRID cells across the frame, 4 pixels per sample).
+    size = max(3, int(min(height, width) / GRID / 4) | 1)
+    energy = _box(_box(detail * detail, size, 0), size, 1)
+    gain = np.clip(np.sqrt(energy) / TEXTURE_UNIT, 1.0, MAX_GAIN).astype(np.float32)
+    image = Image.fromarray(gain, mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.float32)
+
+
+def watermark_frames(
+    frames: Iterable[np.ndarray], payload: bytes, *, key: bytes | None = None, adaptive: bool = True
+) -> Iterator[np.ndarray]:
+    """Yield ``frames`` (RGB uint8) carrying ``payload``. The pattern is made once per frame
+    size; with ``adaptive`` its strength follows the texture, measured every GAIN_EVERY frames.
+    Frames smaller than 16 pixels a side pass through unmarked."""
+    code = markcode.encode(_key(key), payload)  # fails on a bad payload before the first frame
+    patterns: dict[tuple[int, int], np.ndarray] = {}
     change: _Change | None = None
-    marked_shape: tuple[int, ...] = ()
     for index, frame in enumerate(frames):
-        if index % every == 0:
-            change, marked_shape = _Change(_delta(frame, payload, step)), frame.shape
-            yield change.apply(frame)
-        elif hold and change is not None and frame.shape == marked_shape:
-            yield change.apply(frame)
-        else:
+        _check_frame(frame)
+        height, width = frame.shape[:2]
+        if min(height, width) < 16:
             yield frame
+            continue
+        base = patterns.get((height, width))
+        if base is None:
+            base = patterns[(height, width)] = pattern(code, width, height)
+            change = None
+        if change is None or change.shape != (height, width) or (adaptive and index % GAIN_EVERY == 0):
+            change = _Change(base * _gain(frame) if adaptive else base)
+        yield change.apply(frame)
+
+
+# --- detection ---------------------------------------------------------------------------------
+
+
+def _luma(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return frame.astype(np.float32, copy=False)
+    rgb = frame.astype(np.float32)
+    return rgb[..., 0] * 0.2126 + rgb[..., 1] * 0.7152 + rgb[..., 2] * 0.0722
+
+
+def _box(values: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """Moving average of ``size`` samples along ``axis``, edges mirrored."""
+    half = size // 2
+    pad = [(0, 0)] * values.ndim
+    pad[axis] = (half + 1, half)
+    padded = np.pad(values, pad, mode="reflect")
+    total = np.cumsum(padded, axis=axis, dtype=np.float64)
+    upper = np.take(total, np.arange(size, size + values.shape[axis]), axis=axis)
+    lower = np.take(total, np.arange(0, values.shape[axis]), axis=axis)
+    return ((upper - lower) / size).astype(np.float32)
+
+
+def _highpass(values: np.ndarray, size: int) -> np.ndarray:
+    out = values
+    for axis in range(values.ndim):
+        out = _box(out, size, axis)
+    return values - out
+
+
+@lru_cache(maxsize=2)
+def _reference(axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """The high-passed stripe profile across the whole frame, and its running energy."""
+    layout = _layout()
+    signs = layout.stripes_x if axis == 0 else layout.stripes_y
+    ref = _highpass(_stripe_profile(signs, _REF), _REF // SYNC_CELLS * 5 // 2).astype(np.float64)
+    return ref, np.concatenate([[0.0], np.cumsum(ref**2)])
+
+
+@dataclass(frozen=True)
+class _Placement:
+    scale: float  # visible share of the marked axis
+    offset: float  # where it starts, 0..1-scale
+    score: float
+
+
+def _search_axis(profile: np.ndarray, axis: int) -> list[_Placement]:
+    """Where a received profile (column or row means) sits on the stripes: best few placements."""
+    ref, energy = _reference(axis)
+    spectrum = np.fft.rfft(ref, 2 * _REF)
+    found: list[_Placement] = []
+    n = len(profile)
+    for scale in np.arange(MIN_VISIBLE, 1.0 + 1e-9, _SCALE_STEP):
+        length = int(round(scale * _REF))
+        resampled = np.interp((np.arange(length) + 0.5) * n / length - 0.5, np.arange(n), profile)
+        q = _highpass(resampled.astype(np.float32), _REF // SYNC_CELLS * 5 // 2).astype(np.float64)
+        q -= q.mean()
+        norm = np.linalg.norm(q)
+        if norm == 0:
+            continue
+        corr = np.fft.irfft(spectrum * np.conj(np.fft.rfft(q, 2 * _REF)), 2 * _REF)[: _REF - length + 1]
+        windows = np.sqrt(np.maximum(energy[length:] - energy[: _REF - length + 1], 1e-12))
+        ncc = corr / (norm * windows)
+        lag = int(np.argmax(ncc))
+        found.append(_Placement(length / _REF, lag / _REF, float(ncc[lag])))
+    found.sort(key=lambda p: -p.score)
+    best: list[_Placement] = []
+    for placement in found:
+        if all(abs(placement.scale - b.scale) > 0.012 or abs(placement.offset - b.offset) > 0.01 for b in best):
+            best.append(placement)
+        if len(best) == _CANDIDATES:
+            break
+    return best
 
 
 class Detector:
-    """Accumulates soft votes frame by frame, so a long video is never held in memory.
+    """Accumulates frames into bounded state (one WORK x WORK picture and two profiles), so a
+    long video is never held in memory; ``result`` searches placement and reads the mark."""
 
-    Other tools' colour conversions shift luma by a level or two, which slides every ``s0``
-    along the lattice by the same amount. So each block's ``s0`` becomes a phasor
-    ``exp(2*pi*i*s0/step)``, and the common rotation is estimated per frame from the squared
-    per-bit means (squaring removes the bit signs) and taken out before voting.
-    """
-
-    def __init__(self, *, step: float = STEP):
-        self.step = step
+    def __init__(self, *, key: bytes | None = None):
+        self.key = key
         self.frames_examined = 0
-        self.frames_marked = 0
-        self._sum = np.zeros(CODE_BITS)
-        self._sum_sq = np.zeros(CODE_BITS)
-        self._count = np.zeros(CODE_BITS)
+        self._size: tuple[int, int] | None = None
+        self._picture = np.zeros((_WORK, _WORK), dtype=np.float64)
+        self._columns: np.ndarray | None = None
+        self._rows: np.ndarray | None = None
+        self._too_small = False
 
-    def add(self, frame: np.ndarray) -> float:
-        """Add one frame, RGB uint8 or full-range luma (H, W); returns how clearly it shows a mark."""
+    def add(self, frame: np.ndarray) -> None:
+        """Add one frame: RGB uint8, or full-range luma (H, W) as ``verify`` reads video."""
+        from PIL import Image
+
         _check_frame(frame, luma_ok=True)
+        size = frame.shape[:2]
+        if min(size) < MIN_SIDE:
+            self._too_small = True
+            return
+        if self._size is None:
+            self._size = size
+            self._columns = np.zeros(size[1])
+            self._rows = np.zeros(size[0])
+        elif size != self._size:
+            return  # a stream that changes size mid-way: keep to its first size
+        luma = _luma(frame)
+        self._columns += luma.mean(axis=0)
+        self._rows += luma.mean(axis=1)
+        image = Image.fromarray(luma, mode="F").resize((_WORK, _WORK), Image.Resampling.BILINEAR)
+        self._picture += np.asarray(image, dtype=np.float32)
         self.frames_examined += 1
-        blocks = _blocks(_ll_band(frame))
-        bit_of_block, key, counts = _layout(len(blocks))
-        s0, _, _ = _top_singular(blocks)
-        phasor = np.exp(2j * np.pi * s0.astype(np.float64) / self.step)
-        phasor[key == 1] *= -1  # undo the key: code bit 0 now sits at +i, bit 1 at -i
-        sums = _bincount_complex(bit_of_block, phasor)
-        # Squaring removes the +-1 of the bits; what is left is twice the common rotation
-        # (plus pi, since i^2 = -1). The half angle is ambiguous by pi: bits and their
-        # complements; the smaller rotation is taken here and the CRC settles it at the end.
-        rotation = np.angle(-np.sum((sums / counts) ** 2)) / 2
-        turn = np.exp(-1j * (np.pi / 2 + rotation))
-        soft_sums = (sums * turn).real
-        means = soft_sums / counts
-        # A clean frame's projected block values have variance ~0.5: its per-bit means are noise
-        # of size sqrt(0.5/count), and their mean absolute z is ~0.8 (a little more, as the
-        # rotation is fitted to it).
-        score = float(np.mean(np.abs(means) * np.sqrt(counts / 0.5)))
-        if score >= FRAME_SCORE_MIN:
-            if self.frames_marked and float(np.dot(soft_sums, self._sum)) < 0:
-                soft_sums, turn = -soft_sums, -turn  # same pi ambiguity, settled against the votes so far
-            # sum of Re(z*t)^2 = (count + Re(t^2 * sum of z^2)) / 2, without a second pass.
-            squares = _bincount_complex(bit_of_block, phasor * phasor)
-            self._sum_sq += (counts + (squares * turn * turn).real) / 2
-            self._sum += soft_sums
-            self._count += counts
-            self.frames_marked += 1
-        return score
 
-    def result(self) -> WatermarkResult:
-        if self.frames_marked == 0:
-            return WatermarkResult(False, None, 0.0, self.frames_examined, 0)
-        mean = self._sum / self._count
-        var = np.maximum(self._sum_sq / self._count - mean**2, 1e-6)
-        z = np.abs(mean) / np.sqrt(var / self._count)
-        confidence = float(np.mean([0.5 * (1 + math.erf(zi / math.sqrt(2))) for zi in z]))
-        code = (mean < 0).astype(np.uint8)
-        for candidate in (code, 1 - code):
-            data = np.packbits(candidate).tobytes()
-            payload, crc = data[:PAYLOAD_BYTES], data[PAYLOAD_BYTES:]
-            if binascii.crc_hqx(payload, 0xFFFF).to_bytes(2, "big") == crc:
-                return WatermarkResult(
-                    True,
-                    payload,
-                    confidence,
-                    self.frames_examined,
-                    self.frames_marked,
-                    bits=candidate[:PAYLOAD_BITS],
-                )
+    def result(self, key: bytes | None = None) -> WatermarkResult:
+        if self.frames_examined == 0:
+            reason = (
+                f"frames smaller than {MIN_SIDE} pixels a side are too small to carry a mark"
+                if self._too_small
+                else "no frames to read"
+            )
+            return WatermarkResult(False, None, 0.0, 0, 0, reason=reason)
+        assert self._columns is not None and self._rows is not None
+        xs = _search_axis(self._columns, 0)
+        ys = _search_axis(self._rows, 1)
+        picture = _highpass((self._picture / self.frames_examined).astype(np.float32), 15)
+        best: tuple[float, _Placement, _Placement, np.ndarray, np.ndarray] | None = None
+        for px in xs:
+            for py in ys:
+                means, counts = _cell_means(picture, px, py)
+                z = _pilot_z(means, counts)
+                if best is None or z > best[0]:
+                    best = (z, px, py, means, counts)
+        if best is None:
+            return WatermarkResult(False, None, 0.0, self.frames_examined, 0, reason="flat frames")
+        z, px, py, means, counts = best
+        if z < PRESENCE_Z:
+            return WatermarkResult(False, None, 0.0, self.frames_examined, 0, presence_z=z)
+        bits, reliability, confidence = _read_bits(means, counts)
+        decoded = markcode.decode(_key(key if key is not None else self.key), bits, reliability)
         return WatermarkResult(
-            False, None, confidence, self.frames_examined, self.frames_marked, bits=code[:PAYLOAD_BITS]
+            True,
+            decoded.payload,
+            confidence,
+            self.frames_examined,
+            self.frames_examined,
+            readable=decoded.readable,
+            authentic=decoded.authentic,
+            presence_z=z,
+            scale=(px.scale, py.scale),
+            offset=(px.offset, py.offset),
+            bits=bits,
         )
 
 
-def _bincount_complex(index: np.ndarray, values: np.ndarray) -> np.ndarray:
-    real = np.bincount(index, weights=values.real, minlength=CODE_BITS)
-    imag = np.bincount(index, weights=values.imag, minlength=CODE_BITS)
-    return real + 1j * imag
+def _cell_means(picture: np.ndarray, px: _Placement, py: _Placement) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of the high-passed working picture over the middle of each cell, placed as found."""
+    centres = (np.arange(_WORK) + 0.5) / _WORK
+    u = (px.offset + px.scale * centres) * GRID
+    v = (py.offset + py.scale * centres) * GRID
+    # Only the middle of each cell: its edges blend into the neighbours.
+    inner_u = np.abs(u - np.floor(u) - 0.5) < 0.3
+    inner_v = np.abs(v - np.floor(v) - 0.5) < 0.3
+    col = np.clip(np.floor(u).astype(np.int64), 0, GRID - 1)
+    row = np.clip(np.floor(v).astype(np.int64), 0, GRID - 1)
+    index = row[:, None] * GRID + col[None, :]
+    mask = inner_v[:, None] & inner_u[None, :]
+    counts = np.bincount(index[mask], minlength=GRID * GRID).astype(np.float64)
+    sums = np.bincount(index[mask], weights=picture[mask], minlength=GRID * GRID)
+    return np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0), counts
 
 
-def extract(frames: Iterable[np.ndarray], *, step: float = STEP) -> WatermarkResult:
-    detector = Detector(step=step)
+def _pilot_z(means: np.ndarray, counts: np.ndarray) -> float:
+    layout = _layout()
+    use = layout.pilot & (counts > 0)
+    values = means[use]
+    if len(values) < 32:
+        return 0.0
+    values = values - values.mean()
+    norm = np.linalg.norm(values)
+    if norm == 0:
+        return 0.0
+    # Under no mark the signs are independent of the picture: the correlation is ~N(0, 1/n).
+    return float(np.dot(values, layout.sign[use]) / norm)
+
+
+def _read_bits(means: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    layout = _layout()
+    use = (~layout.pilot) & (counts > 0)
+    soft = means[use] * layout.sign[use]
+    bit = layout.bit_of_cell[use]
+    sums = np.bincount(bit, weights=soft, minlength=CODE_BITS)
+    n = np.bincount(bit, minlength=CODE_BITS).astype(np.float64)
+    mean = np.divide(sums, n, out=np.zeros_like(sums), where=n > 0)
+    # Noise per cell from the spread around each bit's mean.
+    residual = soft - mean[bit]
+    sigma = max(float(np.sqrt(np.mean(residual**2))), 1e-9)
+    z = np.abs(mean) * np.sqrt(n) / sigma
+    confidence = float(np.mean([0.5 * (1 + math.erf(zi / math.sqrt(2))) for zi in z]))
+    return (mean < 0).astype(np.uint8), z, confidence
+
+
+def extract(frames: Iterable[np.ndarray], *, key: bytes | None = None) -> WatermarkResult:
+    detector = Detector(key=key)
     for frame in frames:
         detector.add(frame)
     return detector.result()
