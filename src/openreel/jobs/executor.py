@@ -226,9 +226,33 @@ class LocalExecutor:
                     self.engines_created += 1
                 except Exception as exc:  # an engine that cannot even start fails the job, not the worker
                     log.exception("could not start the engine")
-                    self.store.fail(job.id, name, "engine_unavailable", f"the engine could not start: {exc}")
+                    self._record_failure(
+                        job, name, "engine_unavailable", f"the engine could not start ({type(exc).__name__})"
+                    )
                     continue
-            self._run(job, engine, name)
+            try:
+                self._run(job, engine, name)
+            except Exception:
+                # Whatever a job does (a full disk, a database that refuses writes), the worker lives on:
+                # one broken job must not stop every later one.
+                log.exception("worker %s: job %s broke the worker's bookkeeping", name, job.id)
+                self._record_failure(job, name, "internal_error", "the server could not record this job")
+
+    def alive_workers(self) -> int:
+        """Worker threads really running now (what /healthz reports)."""
+        return sum(1 for t in self._threads if t.name.startswith("openreel-worker-") and t.is_alive())
+
+    def _record_failure(self, job: JobRecord, name: str, code: str, message: str) -> None:
+        """Fail a job, trying a few times: the store may be briefly unwritable. If it stays so, the job
+        keeps its claim without heartbeats, and recovery requeues or fails it once the claim is stale."""
+        for attempt in range(3):
+            try:
+                self.store.fail(job.id, name, code, message)
+                return
+            except Exception:
+                log.exception("could not record the failure of job %s (attempt %s)", job.id, attempt + 1)
+                if self._stopping.wait(self.idle_poll_s * (attempt + 1)):
+                    return
 
     def _clean_before_rerun(self, job: JobRecord) -> None:
         # Whatever a dead worker left (temporary files, a partial variation) goes; the rerun
@@ -237,8 +261,16 @@ class LocalExecutor:
 
     def _run(self, job: JobRecord, engine: EngineLike, name: str) -> None:
         directory = self.job_dir(job.id)
-        self._clean_before_rerun(job)
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self._clean_before_rerun(job)
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            # A read-only or full output folder: this job fails with a code that says so.
+            log.error("job %s: cannot write its output folder: %s", job.id, exc)
+            reason = exc.strerror or type(exc).__name__
+            message = f"the server cannot store outputs ({reason})"
+            self._record_failure(job, name, "storage_unavailable", message)
+            return
         with self._lock:
             self._running[job.id] = name
         state = {"lost": False, "last_check": time.monotonic(), "last_write": 0.0, "stage": None}
@@ -334,7 +366,13 @@ class LocalExecutor:
         )
 
     def _finish_failed(self, job: JobRecord, name: str, directory: Path, code: str, message: str) -> None:
-        if not self.store.fail(job.id, name, code, message):
+        try:
+            recorded = self.store.fail(job.id, name, code, message)
+        except Exception:
+            log.exception("could not record the failure of job %s", job.id)
+            remove_job_files(directory)
+            return  # _work's guard is not needed: recovery fails or requeues the stale claim
+        if not recorded:
             self._after_cancel(job, name, directory)
             return
         remove_job_files(directory)  # a failed job serves nothing; keep no partial files

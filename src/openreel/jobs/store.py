@@ -610,13 +610,13 @@ class JobStore:
                 ).scalars()
             )
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, owner: str | None = None) -> dict[str, int]:
+        """Jobs by status: everyone's, or one owner's."""
+        query = sa.select(jobs.c.status, sa.func.count()).where(jobs.c.deleted_at.is_(None))
+        if owner is not None:
+            query = query.where(jobs.c.owner == owner)
         with self._read() as conn:
-            rows = conn.execute(
-                sa.select(jobs.c.status, sa.func.count())
-                .where(jobs.c.deleted_at.is_(None))
-                .group_by(jobs.c.status)
-            ).all()
+            rows = conn.execute(query.group_by(jobs.c.status)).all()
         return {status: int(count) for status, count in rows}
 
     # --- jobs: the worker side ---

@@ -23,6 +23,7 @@ from openreel.errors import OpenreelError
 from openreel.jobs.executor import EngineLike, LocalExecutor, default_engine_factory
 from openreel.jobs.store import JobStore
 from openreel.server.editing import attach_editing
+from openreel.server.guard import RequestGuard
 from openreel.server.openai_videos import OpenAIServingVideos, attach_router
 from openreel.server.protocol import error_body
 from openreel.server.settings import Settings
@@ -130,6 +131,7 @@ def build_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(RequestGuard)
     install_exception_handlers(app)
     attach_editing(app)
     attach_router(app)

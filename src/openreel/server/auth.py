@@ -109,3 +109,14 @@ def authenticate(
     if key.last_used_at is None or time.time() - key.last_used_at > _TOUCH_EVERY_S:
         store.touch_key(key.id)
     return Principal(owner=key.id, key=key)
+
+
+def optional_principal(
+    request: Request, settings: Settings = Depends(get_settings), store: JobStore = Depends(get_store)
+) -> Principal | None:
+    """Who asks, or None for an anonymous caller (routes open to all, such as /healthz, show such a
+    caller nothing that belongs to a key)."""
+    try:
+        return authenticate(request, settings, store)
+    except AuthenticationFailed:
+        return None

@@ -29,6 +29,7 @@ from openreel.errors import SpecError
 from openreel.jobs.store import COMPLETED, FAILED, IN_PROGRESS, QUEUED, JobRecord, new_job_id
 from openreel.models.catalog import get_card
 from openreel.server.auth import Principal, authenticate
+from openreel.server.media import check_clip
 from openreel.server.openai_videos import (
     ERRORS,
     OpenAIServingVideos,
@@ -66,6 +67,7 @@ from openreel.spec import VideoSpec
 
 STILL_MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 DEFAULT_STILL_SIZE = "1024x1024"  # the Images API's default
+MIN_STRENGTH = 0.01
 
 
 class StillFailed(ApiError):
@@ -143,7 +145,11 @@ class OpenreelServingModes:
         path = self.settings.uploads_path / f"upload_{uuid.uuid4().hex}.mp4"
         write_atomically(path, data)
         try:
+            check_clip(path, max_pixels=self.settings.max_upload_pixels, param=param)
             info = probe_clip(path)
+        except ApiError:
+            path.unlink(missing_ok=True)
+            raise
         except SpecError as exc:
             path.unlink(missing_ok=True)
             raise ApiError(
@@ -260,7 +266,13 @@ class OpenreelServingModes:
 
     @staticmethod
     def _strength(value: str | float | None) -> float | None:
-        return None if value is None else specs.parse_strength(value)
+        if value is None:
+            return None
+        strength = specs.parse_strength(value)
+        if strength < MIN_STRENGTH:
+            # Below this not one denoising step re-runs at any step count: the job could only fail.
+            raise ApiError(f"strength must be at least {MIN_STRENGTH:g} (got {strength:g})", param="strength")
+        return strength
 
     # --- OpenAI's editing routes ---
 
@@ -362,6 +374,7 @@ class OpenreelServingModes:
                     data,
                     max_bytes=settings.max_upload_bytes,
                     max_pixels=settings.max_upload_pixels,
+                    max_decoded_bytes=settings.max_decoded_bytes,
                     param="image",
                 )
                 path = folder / f"ref-{index}{image.suffix}"
@@ -522,6 +535,7 @@ class OpenreelServingModes:
                         data,
                         max_bytes=settings.max_upload_bytes,
                         max_pixels=settings.max_upload_pixels,
+                        max_decoded_bytes=settings.max_decoded_bytes,
                         param=f"cards.{number}.image",
                     )
                     path = folder / f"card-{number}{image.suffix}"

@@ -9,23 +9,17 @@ inside a worker.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
-import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from openreel import __version__
 from openreel.characters import conditions as character_conditions
@@ -33,7 +27,9 @@ from openreel.errors import UnsupportedModeError
 from openreel.jobs.executor import LocalExecutor, remove_job_files
 from openreel.jobs.store import COMPLETED, FAILED, IN_PROGRESS, QUEUED, JobRecord, JobStore, new_job_id
 from openreel.models.catalog import all_cards, get_card
-from openreel.server.auth import Principal, authenticate
+from openreel.server.auth import Principal, authenticate, optional_principal
+from openreel.server.bodies import RequestBody, parse_body, read_body  # noqa: F401 (editing imports them here)
+from openreel.server.media import ImageUpload, check_image, decode_image_url  # noqa: F401 (re-exported)
 from openreel.server.protocol import (
     OPENREEL_FIELDS,
     ApiError,
@@ -57,89 +53,11 @@ from openreel.server.settings import Settings
 log = logging.getLogger("openreel.server")
 RequestModel = TypeVar("RequestModel", bound=BaseModel)
 
-IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
 VARIANTS = {
     "video": ("video", "video/mp4"),
     "thumbnail": ("thumbnail", "image/jpeg"),
     "spritesheet": ("spritesheet", "image/jpeg"),
 }
-
-
-@dataclass(frozen=True)
-class ImageUpload:
-    data: bytes
-    format: str
-    width: int
-    height: int
-
-    @property
-    def suffix(self) -> str:
-        return IMAGE_FORMATS[self.format]
-
-
-def check_image(
-    data: bytes, *, max_bytes: int, max_pixels: int, param: str = "input_reference"
-) -> ImageUpload:
-    """Check an uploaded image by its content; raises 413 when too big, 400 when not a usable image."""
-    from PIL import Image, UnidentifiedImageError
-
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(
-            f"the image is {len(data)} bytes; the limit is {max_bytes} bytes",
-            param=param,
-            code="file_too_large",
-        )
-    if not data:
-        raise ApiError("the image is empty", param=param, code="invalid_image")
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            fmt, (width, height) = image.format or "", image.size
-            if fmt not in IMAGE_FORMATS:
-                raise ApiError(
-                    f"input_reference must be a PNG, JPEG or WebP image (this is {fmt or 'unknown'})",
-                    param=param,
-                    code="invalid_image_format",
-                )
-            # The header tells the size; check it before decoding anything (decompression bombs).
-            if width * height > max_pixels:
-                raise ApiError(
-                    f"the image is {width}x{height} ({width * height} pixels); "
-                    f"the limit is {max_pixels} pixels",
-                    param=param,
-                    code="image_too_large",
-                )
-            image.verify()
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()  # verify() misses truncated pixel data; a full decode does not
-    except ApiError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise ApiError(
-            f"input_reference is not a readable image ({exc})", param=param, code="invalid_image"
-        ) from None
-    return ImageUpload(data=data, format=fmt, width=width, height=height)
-
-
-def decode_image_url(url: str) -> bytes:
-    if not url.startswith("data:"):
-        # Fetching arbitrary URLs from the server would let a client probe the server's network.
-        raise ApiError(
-            "input_reference.image_url must be a data URL (data:image/png;base64,...); "
-            "this server does not fetch remote URLs",
-            param="input_reference",
-            code="invalid_image_url",
-        )
-    header, _, payload = url.partition(",")
-    if ";base64" not in header:
-        raise ApiError(
-            "the data URL must be base64-encoded", param="input_reference", code="invalid_image_url"
-        )
-    try:
-        return base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError(
-            "the data URL is not valid base64", param="input_reference", code="invalid_image_url"
-        ) from None
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -264,7 +182,10 @@ class OpenAIServingVideos:
             upload = decode_image_url(request.input_reference["image_url"])
         if upload is not None:
             image = check_image(
-                upload, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels
+                upload,
+                max_bytes=settings.max_upload_bytes,
+                max_pixels=settings.max_upload_pixels,
+                max_decoded_bytes=settings.max_decoded_bytes,
             )
         start_image: str | None = None
         character_images: list[str] = []
@@ -421,12 +342,15 @@ class OpenAIServingVideos:
             f"no model {model_id!r}; GET /v1/models lists them", param="model", code="model_not_found"
         )
 
-    def health(self) -> Health:
+    def health(self, owner: str | None) -> Health:
+        alive = self.executor.alive_workers()
         return Health(
+            status="ok" if alive >= self.settings.workers else "degraded",
             version=__version__,
             database=self.store.dialect,
-            workers=self.settings.workers,
-            jobs=self.store.counts(),
+            workers=alive,
+            workers_configured=self.settings.workers,
+            jobs=self.store.counts(owner) if owner is not None else None,
         )
 
 
@@ -464,100 +388,6 @@ router = APIRouter()
 
 def get_serving(request: Request) -> OpenAIServingVideos:
     return request.app.state.serving
-
-
-def _validation_error(exc: ValidationError) -> ApiError:
-    first = exc.errors()[0]
-    param = ".".join(str(part) for part in first["loc"]) or None
-    if first["type"] == "extra_forbidden":
-        return ApiError(f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter")
-    if first["type"] == "missing":
-        return ApiError(
-            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-        )
-    return ApiError(f"Invalid value for '{param}': {first['msg']}", param=param, code="invalid_value")
-
-
-@dataclass
-class RequestBody:
-    """A request body as plain data: ``fields`` nested by the brackets of multipart names
-    (``video[id]`` -> ``{"video": {"id": ...}}``, ``cards[0][at]`` -> ``{"cards": [{"at": ...}]}``),
-    ``files`` the uploaded parts' bytes by their full names."""
-
-    fields: dict[str, Any]
-    files: dict[str, list[bytes]]
-
-    def file(self, name: str) -> bytes | None:
-        parts = self.files.get(name)
-        return parts[0] if parts else None
-
-
-def _nest(fields: dict[str, Any], key: str, value: Any) -> None:
-    head, _, rest = key.partition("[")
-    path = [head] + ([part.rstrip("]") for part in ("[" + rest).split("[")[1:]] if rest else [])
-    target = fields
-    for part in path[:-1]:
-        child = target.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ApiError(f"'{key}' conflicts with another field", param=head, code="invalid_value")
-        target = child
-    target[path[-1]] = value
-
-
-def _lists(value: Any) -> Any:
-    """Bracketed indices (``cards[0]``, ``cards[1]``) become lists, in index order."""
-    if isinstance(value, dict):
-        value = {key: _lists(item) for key, item in value.items()}
-        if value and all(key.isdigit() for key in value):
-            return [value[key] for key in sorted(value, key=int)]
-    return value
-
-
-async def read_body(
-    request: Request, settings: Settings, *, file_fields: Callable[[str], bool] = lambda name: False
-) -> RequestBody:
-    """A body as the SDK sends it (multipart: fields, bracketed nested fields, files) or as JSON
-    (remix, images, older SDKs, curl). A file under a name ``file_fields`` does not accept is a
-    400; each file part is limited to the upload size (images) or the body size (videos)."""
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > settings.max_body_bytes:
-        raise PayloadTooLarge(f"the request is {length} bytes; the limit is {settings.max_body_bytes} bytes")
-    content_type = request.headers.get("content-type", "")
-    files: dict[str, list[bytes]] = {}
-    if content_type.startswith("multipart/form-data") or content_type.startswith(
-        "application/x-www-form-urlencoded"
-    ):
-        form = await request.form(max_files=16, max_fields=256)
-        try:
-            fields: dict[str, Any] = {}
-            for key, value in form.multi_items():
-                if isinstance(value, UploadFile):
-                    if not file_fields(key):
-                        raise ApiError(
-                            f"Unknown file parameter: '{key}'.", param=key, code="unknown_parameter"
-                        )
-                    files.setdefault(key, []).append(await value.read())
-                else:
-                    _nest(fields, key, value)
-        finally:
-            await form.close()
-        fields = _lists(fields)
-    else:
-        raw = await request.body()
-        try:
-            fields = json.loads(raw or b"{}")
-        except ValueError:
-            raise ApiError("the body is neither JSON nor a multipart form", code="invalid_json") from None
-        if not isinstance(fields, dict):
-            raise ApiError("the JSON body must be an object", code="invalid_json")
-    return RequestBody(fields, files)
-
-
-def parse_body(model: type[RequestModel], fields: dict[str, Any]) -> RequestModel:
-    try:
-        return model.model_validate(fields)
-    except ValidationError as exc:
-        raise _validation_error(exc) from None
 
 
 async def read_create_body(request: Request, settings: Settings) -> tuple[VideoCreateRequest, bytes | None]:
@@ -673,9 +503,22 @@ def retrieve_model(
     return serving.model(model_id)
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness and queue counts", tags=["server"])
-def healthz(serving: OpenAIServingVideos = Depends(get_serving)) -> Health:
-    return serving.health()
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "A worker thread has died"}},
+    summary="Liveness, live workers, and the caller's job counts",
+    tags=["server"],
+)
+def healthz(
+    response: Response,
+    principal: Principal | None = Depends(optional_principal),
+    serving: OpenAIServingVideos = Depends(get_serving),
+) -> Health:
+    health = serving.health(principal.owner if principal else None)
+    if health.status != "ok":
+        response.status_code = 503  # a load balancer or supervisor should notice, and restart us
+    return health
 
 
 def attach_router(app: FastAPI) -> None:

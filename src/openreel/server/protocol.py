@@ -7,9 +7,10 @@ JSON keys) and come back in the ``openreel`` field of the Video object.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from openreel import spec as specs
 from openreel.errors import OpenreelError, SpecError
@@ -72,6 +73,40 @@ def error_body(status: int, message: str, *, param: str | None = None, code: str
 
 # --- requests --------------------------------------------------------------------------------
 
+# Requests refuse NaN and infinities wherever a number is taken: they would pass a range check
+# ("nan > 0" is False, but so is "nan <= 0") and fail deep inside a worker.
+REQUEST_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+# The longest clip any request may name, in seconds: a bound before any arithmetic on it.
+MAX_REQUEST_SECONDS = 3600.0
+
+
+def _not_bool(value: Any) -> Any:
+    # JSON true is not a number: lax mode would read it as 1 (``fps: true``) and fail later.
+    if isinstance(value, bool):
+        raise ValueError("a number is needed, not a boolean")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+
+
+def seconds_text(value: Any) -> Any:
+    """``seconds`` as OpenAI's string, refusing what no clip can be: booleans, NaN, infinities and
+    lengths beyond ``MAX_REQUEST_SECONDS`` (text that is not a number is left to the planner's
+    message)."""
+    _not_bool(value)
+    if isinstance(value, (int, float)):
+        value = f"{value:g}"
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        if not math.isfinite(number) or abs(number) > MAX_REQUEST_SECONDS:
+            raise ValueError(f"seconds must be a finite number up to {MAX_REQUEST_SECONDS:g}")
+    return value
+
 # openreel's settings beyond OpenAI's four fields, in the order they are echoed.
 OPENREEL_FIELDS = (
     "negative_prompt",
@@ -89,7 +124,7 @@ OPENREEL_FIELDS = (
 class VideoCreateRequest(BaseModel):
     """POST /v1/videos. Multipart forms arrive as strings; pydantic's lax mode reads numbers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
     prompt: str = Field(description="What the video shows.")
     model: str | None = Field(
@@ -105,14 +140,14 @@ class VideoCreateRequest(BaseModel):
     )
     # --- openreel extras (the SDK's extra_body) ---
     negative_prompt: str | None = None
-    seed: int | None = None
+    seed: Int | None = None
     style: str | None = None
-    fps: int | None = None
+    fps: Int | None = None
     resolution: Literal["480p", "720p", "1080p"] | None = None
     aspect: Literal["16:9", "9:16", "1:1"] | None = None
-    steps: int | None = None
-    guidance: float | None = None
-    variations: int | None = None
+    steps: Int | None = None
+    guidance: Float | None = None
+    variations: Int | None = None
     character: str | None = Field(
         None,
         description="openreel: a character's id or name (POST /v1/videos/characters). Models that "
@@ -124,9 +159,7 @@ class VideoCreateRequest(BaseModel):
     @classmethod
     def _seconds_as_text(cls, value: Any) -> Any:
         # Old SDKs and hand-written JSON send a number; the API's own type is a string.
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return f"{value:g}"
-        return value
+        return seconds_text(value)
 
     def extras(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in OPENREEL_FIELDS if getattr(self, name) is not None}
@@ -266,11 +299,16 @@ class ModelList(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "degraded"] = Field(
+        "ok", description="degraded (with status 503) when fewer workers are alive than configured."
+    )
     version: str
     database: str
-    workers: int
-    jobs: dict[str, int]
+    workers: int = Field(description="Worker threads alive now.")
+    workers_configured: int = Field(0, description="Worker threads this server was started with.")
+    jobs: dict[str, int] | None = Field(
+        None, description="The caller's jobs by status; only for an authenticated caller."
+    )
 
 
 # --- editing modes (issue 4) -------------------------------------------------------------------
@@ -279,7 +317,7 @@ class Health(BaseModel):
 class VideoReference(BaseModel):
     """``{"id": "video_..."}``: a finished video of the caller's (the SDK's video[id])."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
     id: str
 
@@ -288,19 +326,19 @@ class GenerationOptions(BaseModel):
     """openreel's settings every making request takes (the SDK's ``extra_body``); ``None`` means
     the server's default, or the source video's value where there is a source."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
     model: str | None = Field(None, description="A catalog id, or sora-2 / sora-2-pro.")
     size: str | None = Field(None, description="Output WIDTHxHEIGHT; default: the source's size.")
     negative_prompt: str | None = None
-    seed: int | None = None
+    seed: Int | None = None
     style: str | None = None
-    fps: int | None = None
+    fps: Int | None = None
     resolution: Literal["480p", "720p", "1080p"] | None = None
     aspect: Literal["16:9", "9:16", "1:1"] | None = None
-    steps: int | None = None
-    guidance: float | None = None
-    variations: int | None = None
+    steps: Int | None = None
+    guidance: Float | None = None
+    variations: Int | None = None
 
     def extras(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in OPENREEL_FIELDS if getattr(self, name) is not None}
@@ -316,19 +354,17 @@ class GenerationOptions(BaseModel):
 
 
 def _number_text(value: Any) -> Any:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{value:g}"
-    return value
+    return seconds_text(value)
 
 
 class RemixRequest(GenerationOptions):
     """POST /v1/videos/{id}/remix: the video re-rendered with a new prompt."""
 
     prompt: str = Field(description="What the remix should show.")
-    strength: str | float | None = Field(
+    strength: str | Float | None = Field(
         None, description="subtle, mild (default), strong, or a number in (0, 1]: how much changes."
     )
-    variation: int = Field(1, ge=1, description="Which variation of the source, when it has several.")
+    variation: Int = Field(1, ge=1, description="Which variation of the source, when it has several.")
 
 
 class EditRequest(GenerationOptions):
@@ -336,8 +372,8 @@ class EditRequest(GenerationOptions):
 
     prompt: str
     video: VideoReference | None = Field(None, description="{id}; or upload a video file as `video`.")
-    strength: str | float | None = Field(None, description="As for remix; default mild.")
-    variation: int = Field(1, ge=1)
+    strength: str | Float | None = Field(None, description="As for remix; default mild.")
+    variation: Int = Field(1, ge=1)
 
 
 class ExtendRequest(GenerationOptions):
@@ -347,7 +383,7 @@ class ExtendRequest(GenerationOptions):
     seconds: str = Field(description="Seconds ADDED; the new video is the source plus these.")
     video: VideoReference | None = None
     backward: bool = Field(False, description="openreel: make the new seconds before the clip.")
-    variation: int = Field(1, ge=1)
+    variation: Int = Field(1, ge=1)
 
     _seconds_text = field_validator("seconds", mode="before")(lambda cls, value: _number_text(value))
 
@@ -356,12 +392,12 @@ class RecutRequest(BaseModel):
     """POST /v1/openreel/recut: frames [start, end) of a finished video, no model, no re-encoding
     artefacts."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
     video_id: str
-    start: float = Field(0.0, ge=0, description="Seconds from the start of the source.")
-    end: float | None = Field(None, description="Seconds; default the end of the source.")
-    variation: int = Field(1, ge=1)
+    start: Float = Field(0.0, ge=0, description="Seconds from the start of the source.")
+    end: Float | None = Field(None, description="Seconds; default the end of the source.")
+    variation: Int = Field(1, ge=1)
 
 
 class LoopRequest(GenerationOptions):
@@ -370,7 +406,7 @@ class LoopRequest(GenerationOptions):
     video_id: str
     prompt: str | None = Field(None, description="Default: the source's prompt.")
     seconds: str | None = Field(None, description="Default: the source's length.")
-    variation: int = Field(1, ge=1)
+    variation: Int = Field(1, ge=1)
 
     _seconds_text = field_validator("seconds", mode="before")(lambda cls, value: _number_text(value))
 
@@ -383,7 +419,7 @@ class BlendRequest(GenerationOptions):
     prompt: str | None = Field(None, description="Default: both sources' prompts.")
     seconds: str | None = Field(None, description="Default: the first source's length.")
     curve: Literal["linear", "ease", "ease-in", "ease-out"] | None = None
-    strength: str | float | None = Field(None, description="How much is re-rendered; default mild.")
+    strength: str | Float | None = Field(None, description="How much is re-rendered; default mild.")
 
     _seconds_text = field_validator("seconds", mode="before")(lambda cls, value: _number_text(value))
 
@@ -391,9 +427,9 @@ class BlendRequest(GenerationOptions):
 class StoryboardCard(BaseModel):
     """One card: at ``at`` seconds, exactly one of text, an image (data URL or upload) or a video id."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
-    at: float = Field(ge=0)
+    at: Float = Field(ge=0)
     text: str | None = None
     image_url: str | None = Field(None, description="data:image/...;base64,... (or upload cards[N][image]).")
     video_id: str | None = None
@@ -411,27 +447,27 @@ class StoryboardRequest(GenerationOptions):
 class StillRequest(BaseModel):
     """POST /v1/openreel/stills: one image from a prompt."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
     prompt: str
     model: str | None = None
     size: str | None = Field(None, description="WIDTHxHEIGHT; default 1024x1024.")
     format: Literal["png", "jpeg", "webp"] = "png"
     negative_prompt: str | None = None
-    seed: int | None = None
+    seed: Int | None = None
     style: str | None = None
-    steps: int | None = None
-    guidance: float | None = None
+    steps: Int | None = None
+    guidance: Float | None = None
 
 
 class ImageGenerateRequest(BaseModel):
     """POST /v1/images/generations as the SDK sends it (JSON); openreel's settings via extra_body."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = REQUEST_CONFIG
 
     prompt: str
     model: str | None = None
-    n: int | None = Field(None, description="Only 1: one still per request.")
+    n: Int | None = Field(None, description="Only 1: one still per request.")
     size: str | None = Field(None, description='"auto" or WIDTHxHEIGHT; default 1024x1024.')
     response_format: Literal["b64_json", "url"] | None = None
     output_format: Literal["png", "jpeg", "webp"] | None = None
@@ -440,10 +476,10 @@ class ImageGenerateRequest(BaseModel):
     safety_identifier: str | None = None
     # --- openreel extras ---
     negative_prompt: str | None = None
-    seed: int | None = None
+    seed: Int | None = None
     style: str | None = Field(None, description="An openreel style preset (not OpenAI's vivid/natural).")
-    steps: int | None = None
-    guidance: float | None = None
+    steps: Int | None = None
+    guidance: Float | None = None
 
 
 class Character(BaseModel):

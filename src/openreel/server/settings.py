@@ -35,6 +35,8 @@ class Settings(BaseModel):
     # input_reference uploads: bytes on the wire, and decoded pixels (decompression bombs).
     max_upload_bytes: int = Field(20 * 2**20, ge=1)
     max_upload_pixels: int = Field(8192 * 8192, ge=1)
+    # What decoding one uploaded image may cost (pixels x channels x bytes per channel).
+    max_decoded_bytes: int = Field(64 * 2**20, ge=1)
     max_body_bytes: int = Field(25 * 2**20, ge=1)
     # None: $OPENREEL_HOME/outputs (openreel.paths.outputs_dir()).
     output_dir: Path | None = None

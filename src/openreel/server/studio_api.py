@@ -236,12 +236,16 @@ async def verify_upload(
     principal: Principal = Depends(authenticate),
     studio: StudioServing = Depends(get_studio),
 ) -> dict[str, Any]:
+    from openreel.server.media import check_image_budget
     from openreel.server.openai_videos import read_body
 
     body = await read_body(request, studio.videos.settings, file_fields=lambda name: name == "file")
     data = body.file("file")
     if data is None:
         raise ApiError("upload the file to check as the multipart field 'file'", param="file")
+    settings = studio.videos.settings
+    budget = settings.max_decoded_bytes  # an image bomb is refused before anything decodes it
+    check_image_budget(data, max_pixels=settings.max_upload_pixels, max_decoded_bytes=budget)
     return await run_in_threadpool(_verify_bytes, data)
 
 

@@ -1,0 +1,217 @@
+"""The server under faults and hostile input (issue 14): workers that outlive any job error,
+bad input answered 400 at the door instead of a 500 or a failed job later, limits enforced while
+reading, no leaks. TestClient over the real queue (SQLite) with test_api's fake engine."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from openreel.server.app import build_app
+from openreel.server.settings import Settings
+from test_api import LOOPBACK, FakeEngine, assert_error, png, wait_for
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'openreel.db'}",
+        output_dir=tmp_path / "outputs",
+        upload_dir=tmp_path / "uploads",
+        sora_2_model="tiny-wan",
+        sora_2_pro_model="tiny-ltx",
+        idle_poll_s=0.05,
+        default_size="160x96",
+        default_seconds="1",
+    )
+
+
+@pytest.fixture
+def client(settings: Settings):
+    FakeEngine.gate = None
+    with TestClient(build_app(settings, engine_factory=FakeEngine), client=LOOPBACK) as test_client:
+        yield test_client
+
+
+# --- 1. workers survive any job error ---------------------------------------------------------
+
+
+def test_a_storage_error_fails_the_job_and_the_worker_lives_on(settings: Settings, tmp_path: Path) -> None:
+    blocker = tmp_path / "blocked"
+    blocker.write_text("a file where the output folder should be")
+    settings.output_dir = blocker / "outputs"  # mkdir under a file fails, as on a read-only disk
+    with TestClient(build_app(settings, engine_factory=FakeEngine), client=LOOPBACK) as http:
+        failed = wait_for(http, http.post("/v1/videos", json={"prompt": "a"}).json()["id"])
+        assert failed["status"] == "failed" and failed["error"]["code"] == "storage_unavailable"
+        assert str(tmp_path) not in failed["error"]["message"]
+        health = http.get("/healthz")
+        assert health.status_code == 200 and health.json()["workers"] == 1
+        blocker.unlink()  # the disk is back: the same worker makes the next job
+        done = wait_for(http, http.post("/v1/videos", json={"prompt": "b"}).json()["id"])
+        assert done["status"] == "completed"
+
+
+def test_a_database_that_refuses_the_failure_does_not_kill_the_worker(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = client.app.state.store
+    calls = []
+
+    def full_disk(*args, **kwargs):
+        calls.append(args)
+        raise OSError("database or disk is full")
+
+    def broken_generate(*args, **kwargs):
+        raise RuntimeError("the engine broke")
+
+    monkeypatch.setattr(store, "fail", full_disk)
+    monkeypatch.setattr(FakeEngine, "generate", broken_generate)
+    first = client.post("/v1/videos", json={"prompt": "a"}).json()["id"]
+    deadline = time.monotonic() + 10
+    while len(calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert calls, "the worker never tried to record the failure"
+    monkeypatch.undo()  # the database has room again, the engine works again
+    time.sleep(0.3)
+    health = client.get("/healthz").json()
+    assert health["workers"] == health["workers_configured"] == 1 and health["status"] == "ok"
+    done = wait_for(client, client.post("/v1/videos", json={"prompt": "b"}).json()["id"])
+    assert done["status"] == "completed", done
+    assert client.get(f"/v1/videos/{first}").json()["status"] == "in_progress"  # until recovery takes it
+
+
+def test_healthz_reports_dead_workers(settings: Settings) -> None:
+    def engine_that_exits():
+        if threading.current_thread().name.startswith("openreel-worker-"):
+            raise SystemExit("a worker thread that ends for good")
+        return FakeEngine()  # the request path's checking engine
+
+    with TestClient(build_app(settings, engine_factory=engine_that_exits), client=LOOPBACK) as http:
+        assert http.get("/healthz").json()["workers"] == 1
+        http.post("/v1/videos", json={"prompt": "a"})
+        deadline = time.monotonic() + 5
+        while http.get("/healthz").status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        response = http.get("/healthz")
+        assert response.status_code == 503, response.json()
+        assert response.json()["status"] == "degraded" and response.json()["workers"] == 0
+
+
+# --- 5. hostile values are 400s, never 500s ---------------------------------------------------
+
+
+@pytest.fixture
+def finished(client: TestClient) -> str:
+    return wait_for(client, client.post("/v1/videos", json={"prompt": "source"}).json()["id"])["id"]
+
+
+def _json(client: TestClient, path: str, raw: bytes):
+    return client.post(path, content=raw, headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize(
+    "seconds",
+    ["1e308", "nan", "inf", 1e308, "-inf", True],
+    ids=["1e308", "nan", "inf", "float", "-inf", "bool"],
+)
+def test_impossible_seconds_are_400(client: TestClient, finished: str, seconds) -> None:
+    assert_error(client.post("/v1/videos", json={"prompt": "a", "seconds": seconds}), 400, param="seconds")
+    extension = {"prompt": "a", "seconds": seconds, "video": {"id": finished}}
+    assert_error(client.post("/v1/videos/extensions", json=extension), 400, param="seconds")
+    assert_error(client.post("/v1/openreel/loop", json={"video_id": finished, "seconds": seconds}), 400)
+
+
+def test_nan_and_inf_numbers_are_400(client: TestClient, finished: str) -> None:
+    for raw in (b'{"video_id": "%s", "end": NaN}', b'{"video_id": "%s", "start": Infinity}'):
+        assert_error(_json(client, "/v1/openreel/recut", raw % finished.encode()), 400)
+    assert_error(client.post("/v1/videos", json={"prompt": "a", "guidance": "nan"}), 400, param="guidance")
+
+
+def test_text_that_cannot_be_stored_is_400(client: TestClient) -> None:
+    assert_error(_json(client, "/v1/videos", b'{"prompt": "\\ud800"}'), 400, param="prompt")
+    assert_error(client.post("/v1/videos", json={"prompt": "a\x00b"}), 400, param="prompt")
+    assert_error(client.post("/v1/videos", data={"prompt": "a\x00b"}), 400, param="prompt")
+    assert_error(client.get("/v1/videos/video_1%002"), 400)
+    assert_error(client.get("/v1/videos?after=a%00b"), 400)
+
+
+def test_deep_nesting_is_400(client: TestClient) -> None:
+    deep = b'{"prompt": "a", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert_error(_json(client, "/v1/videos", deep), 400)
+    assert_error(_json(client, "/v1/videos", b'{"prompt": ' + b'{"a": ' * 50 + b"1" + b"}" * 51), 400)
+    assert_error(client.post("/v1/videos", data={"prompt": "a", "x" + "[a]" * 5000: "1"}), 400)
+
+
+# --- 6. inputs checked by content and range at the door ---------------------------------------
+
+
+def _clip(path: Path, frames: int = 24) -> bytes:
+    from openreel.render.encode import encode_video
+
+    moving = [np.full((64, 96, 3), (i * 10) % 255, np.uint8) for i in range(frames)]
+    return encode_video(moving, path, fps=24).read_bytes()
+
+
+def _edit(client: TestClient, data: bytes, name: str = "clip.mp4"):
+    return client.post("/v1/videos/edits", files={"prompt": (None, "x"), "video": (name, data, "video/mp4")})
+
+
+def test_an_image_or_a_truncated_clip_is_not_a_video(client: TestClient, tmp_path: Path) -> None:
+    assert_error(_edit(client, png(64, 64)), 400, "invalid_video", "video")
+    whole = _clip(tmp_path / "whole.mp4")
+    assert_error(_edit(client, whole[: len(whole) * 2 // 3]), 400, "invalid_video", "video")
+    accepted = _edit(client, whole)
+    assert accepted.status_code == 200, accepted.text
+    assert not [p for p in (tmp_path.parent / "uploads").glob("upload_*") if p.stat().st_size < len(whole)]
+
+
+def test_out_of_range_numbers_are_refused_at_the_door(client: TestClient, finished: str) -> None:
+    remix = f"/v1/videos/{finished}/remix"
+    assert_error(client.post(remix, json={"prompt": "x", "strength": 1e-300}), 400, param="strength")
+    assert_error(client.post("/v1/videos", json={"prompt": "a", "fps": True}), 400, param="fps")
+    assert_error(client.post("/v1/videos", json={"prompt": "a", "steps": False}), 400, param="steps")
+    assert client.post(remix, json={"prompt": "x", "strength": 0.5}).status_code == 200
+
+
+# --- 4. decoded-size budget before decoding, on every route that takes an image --------------
+
+
+def _png_bomb(width: int, height: int, rows: int | None = None) -> bytes:
+    """A 16-bit RGBA PNG of one colour: tiny on the wire, huge once decoded (written by hand).
+    ``rows``: compress only that many rows (a header that promises more than the file holds)."""
+    header = struct.pack(">IIBBBBB", width, height, 16, 6, 0, 0, 0)
+    row = b"\x00" + b"\x00" * (width * 8)
+    compressor = zlib.compressobj(9)
+    data = b"".join(compressor.compress(row) for _ in range(rows or height)) + compressor.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def test_image_bombs_are_refused_before_decoding(client: TestClient, finished: str) -> None:
+    bomb = _png_bomb(4000, 4000)  # 122 MiB decoded, within the pixel limit, ~0.1 MB on the wire
+    assert len(bomb) < 1_000_000
+    started = time.monotonic()
+    form = {"prompt": (None, "a"), "model": (None, "tiny-ltx")}
+    created = client.post("/v1/videos", files={**form, "input_reference": ("a.png", bomb, "image/png")})
+    assert_error(created, 400, "image_too_large", "input_reference")
+    character = client.post(
+        "/v1/videos/characters", files={"name": (None, "bob"), "image": ("a.png", bomb, "image/png")}
+    )
+    assert_error(character, 400, "image_too_large", "image")
+    verify = client.post("/v1/openreel/verify", files={"file": ("a.png", bomb, "image/png")})
+    assert_error(verify, 400, "image_too_large")
+    huge = client.post(
+        "/v1/openreel/verify", files={"file": ("a.png", _png_bomb(30000, 30000, rows=10), "image/png")}
+    )
+    assert_error(huge, 400, "image_too_large")
+    assert time.monotonic() - started < 10  # no decode of gigabytes happened
