@@ -159,7 +159,9 @@ class PyramidFluxTransformer3DModel(ModelMixin, ConfigMixin):
             b, c, t, h, w = clip.shape
             patches = clip.reshape(b, c, t, h // PATCH, PATCH, w // PATCH, PATCH)
             tokens.append(patches.permute(0, 2, 3, 5, 4, 6, 1).reshape(b, -1, PATCH * PATCH * c))
-        hidden = self.x_embedder(torch.cat(tokens, dim=1).to(self.x_embedder.weight.dtype))
+        # The compute dtype is the text embedding's: under layerwise casting (fp8 storage) the
+        # weights' own dtype is not what the layers compute in.
+        hidden = self.x_embedder(torch.cat(tokens, dim=1).to(context.dtype))
 
         positions = self._positions(list(hidden_states)).to(device)
         all_positions = torch.cat([torch.zeros(text_length, 3, device=device), positions])
