@@ -84,3 +84,10 @@ def condition_arguments(items: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
             "Pyramid Flow conditions only on a single first frame (image-to-video)", param="mode"
         )
     return {"image": to_pil(items[0][0])[0]}
+
+
+def build_twin(reference: dict[str, Any], twin: ModelCard) -> DiffusionPipeline:
+    """The twin of a Pyramid Flow card (models/twins.py): its native classes shrink beside them."""
+    from openreel.models.pyramid_flow.tiny import build_twin as build_pyramid_twin
+
+    return build_pyramid_twin(reference)

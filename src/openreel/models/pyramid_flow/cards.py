@@ -9,7 +9,7 @@ use half as many (the published 20/10 recipe), see ``families/pyramid_flow.py``.
 
 from __future__ import annotations
 
-from openreel.models.catalog import ModelCard
+from openreel.models.card import ModelCard
 
 FAMILY = "pyramid-flow"
 _AUTHORS = ("Yang Jin", "Zhicheng Sun", "Ningyuan Li", "et al. (Peking University, Kuaishou, BUPT)")
@@ -100,28 +100,4 @@ CARDS: tuple[ModelCard, ...] = (
         quality=3,
         description="The first Pyramid Flow release (SD3-style MMDiT); up to 10 s at 24 fps, 1280x768.",
     ),
-)
-
-TINY_CARD = ModelCard(
-    id="tiny-pyramid-flow",
-    family=FAMILY,
-    title="Tiny pyramid-flow (random weights)",
-    source="tiny",
-    licence="Apache-2.0",
-    licence_url="https://www.apache.org/licenses/LICENSE-2.0",
-    authors=("openreel",),
-    modes=frozenset({"t2v", "i2v", "still"}),
-    native_width=128,
-    native_height=64,
-    fps=24,
-    frame_step=8,
-    max_frames=121,
-    max_total_seconds=121 / 24,
-    size_multiple=64,
-    default_steps=2,
-    default_guidance=7.0,
-    memory_gib=0.1,
-    quality=0,
-    options={"variant": "miniflux", "video_guidance_scale": 5.0, "i2v_video_guidance_scale": 4.0},
-    description="Random tiny weights built in code: runs offline in seconds, output is noise.",
 )
