@@ -215,3 +215,52 @@ def test_image_bombs_are_refused_before_decoding(client: TestClient, finished: s
     )
     assert_error(huge, 400, "image_too_large")
     assert time.monotonic() - started < 10  # no decode of gigabytes happened
+
+
+# --- 3. body limits enforced while reading ----------------------------------------------------
+
+
+@pytest.fixture
+def live_url(settings: Settings):
+    """The app on a real socket (uvicorn in a thread): TestClient reads a whole body before the
+    app sees it, so only a real server shows when reading stops."""
+    import socket
+
+    import uvicorn
+
+    settings.max_body_bytes = 1 << 20
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = build_app(settings, engine_factory=FakeEngine)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "multipart/form-data; boundary=x"])
+def test_a_chunked_body_is_refused_once_it_passes_the_limit(live_url: str, content_type: str) -> None:
+    """2 MiB of a chunked body that never ends: the 413 must come while the body is still arriving
+    (a server that reads the whole body first would wait for the rest forever)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(live_url)
+    head = (
+        f"POST /v1/videos HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: {content_type}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    chunk = b" " * (64 << 10)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
+        conn.sendall(head)
+        for _ in range(32):
+            conn.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        answer = conn.recv(65536).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 413"), answer[:200]
+    assert '"code":"payload_too_large"' in answer.replace(" ", "")
