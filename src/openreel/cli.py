@@ -242,12 +242,21 @@ def generate(
     recipe: Annotated[
         Path | None, typer.Option(help="Replay a recipe JSON exactly (other options are ignored).")
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="Finish a run from its saved latents (<video>.latents.pt) without denoising again.",
+        ),
+    ] = None,
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
     """Make a video from a prompt (and, with --image, from a picture)."""
     from openreel.spec import VideoSpec, parse_schedule_entry
 
+    if resume is not None:
+        _resume(resume, output, quiet=quiet)
+        return
     try:
         if recipe is not None:
             from openreel.recipe import read_recipe, spec_from_recipe
@@ -282,6 +291,19 @@ def generate(
     except OpenreelError as error:
         _fail(error)
     _make(spec, output, quiet=quiet, dry_run=dry_run)
+
+
+def _resume(latents: Path, output: Path | None, *, quiet: bool) -> None:
+    """Decode saved latents into the video they were denoised for (``generate --resume``)."""
+    try:
+        from openreel.engine import Engine
+
+        engine = Engine()
+        result = _run_with_progress(engine, latents, output, quiet, make=engine.resume)
+    except OpenreelError as error:
+        _fail(error)
+    for item in result.outputs:
+        console.print(f"[green]wrote[/] {item.video}  (seed {item.seed}, from {latents})")
 
 
 def _with_character(spec, name: str):
@@ -607,10 +629,10 @@ def recut(
     console.print(f"[green]wrote[/] {written}")
 
 
-def _run_with_progress(engine, spec, target: Path, quiet: bool, still: bool = False):
+def _run_with_progress(engine, spec, target: Path, quiet: bool, still: bool = False, make=None):
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
-    make = engine.still if still else engine.generate
+    make = make or (engine.still if still else engine.generate)
     if quiet:
         return make(spec, target)
     columns = (

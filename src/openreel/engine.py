@@ -24,6 +24,7 @@ from openreel.models.weights import fingerprint, resolve_card, split_revision, w
 from openreel.plan import Plan, make_plan
 from openreel.provenance import Credits, sign_file
 from openreel.recipe import build_recipe, write_recipe
+from openreel.render.latents import LatentsFile, latents_path
 from openreel.spec import VideoSpec
 from openreel.styles import Style, get_style
 
@@ -259,37 +260,127 @@ class Engine:
         done: list[dict[str, Any]] = []
         for index, seed in enumerate(plan.seeds, start=1):
             clock.variation = index
-            video, thumbnail, sprites = output_paths(output, index)
-            mark = _video_id(spec, model, seed) if video_id is None else f"{video_id}/{index}"
-            frames = self._new_frames(card, folder, plan, seed, clock, should_cancel)
-            self._finish(frames, plan, video, thumbnail, sprites, should_cancel, mark)
-            clock.emit("finishing", 1 - _FINISH_SHARE / 2, plan.steps)
-            # Derived outputs say so: edited, with the source clip (or image) as an ingredient.
-            # (An image-to-video output is a creation: its image is named in the recipe.)
-            sources = [spec.video, spec.video_b, *(card.get("video") for card in spec.cards)]
-            parents = [Path(source) for source in sources if source]
-            action = "c2pa.edited" if parents else "c2pa.created"
-            for path in (video, thumbnail, sprites):
-                sign_file(path, credits=credit, prompt=spec.prompt, action=action, parents=parents)
-            done.append(
-                {
-                    "variation": index,
-                    "seed": seed,
-                    "video": video.name,
-                    "thumbnail": thumbnail.name,
-                    "spritesheet": sprites.name,
-                    "watermark_id": mark,
-                }
-            )
-            recipe = write_recipe(
-                recipe_path(output), build_recipe(spec, plan, model, done, credit.to_dict())
-            )
-            result.outputs.append(VideoOutput(video, thumbnail, sprites, recipe, seed, index))
-            clock.emit("finishing", 1.0, plan.steps)
+            video = output_paths(output, index)[0]
+            header = _latents_header(spec, plan, model, index, seed, output)
+            latents = LatentsFile(latents_path(video), header)
+            result.outputs.append(
+                self._variation(
+                    card, folder, plan, spec, model, credit, output, index, latents, clock, should_cancel,
+                    video_id, done,
+                )
+            )  # fmt: skip
         result.seconds = time.monotonic() - started
         if on_progress is not None:
             on_progress(Progress(1.0, "done", plan.steps, plan.steps, len(plan.seeds), len(plan.seeds), 0.0))
         return result
+
+    def resume(
+        self,
+        latents: Path,
+        output: Path | None = None,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+        video_id: str | None = None,
+    ) -> GenerationResult:
+        """Finish a variation from its saved latents (``<video>.latents.pt``, written before each
+        VAE decode) without denoising again: windows the file holds whole are only decoded, any
+        later ones are made as planned. The run is planned again from the file's spec and must
+        come out the same (same model weights, same plan), else a LatentsError says why.
+
+        ``output``: the base output (variation 1's path), by default the one the run had. A server
+        job that died after denoising calls this with its own output and ``video_id``."""
+        from openreel.render.latents import LatentsError, plan_identity, read_latents
+
+        started = time.monotonic()
+        saved = read_latents(Path(latents))
+        header = saved.header
+        try:
+            spec = VideoSpec.from_dict(header["spec"])
+        except (SpecError, TypeError) as exc:
+            raise LatentsError(f"{latents} holds an invalid spec: {exc}", param="resume") from None
+        output = Path(output or header.get("output") or Path(latents).with_suffix("").with_suffix(".mp4"))
+        _check_writable(output)
+        spec, card, plan, clock, folder, model, credit = self._prepare(spec, on_progress)
+        index, seed = int(header["variation"]), int(header["seed"])
+        if plan_identity(plan) != header["plan_identity"] or plan.seeds[index - 1 : index] != (seed,):
+            raise LatentsError(
+                f"{latents} was made by another plan than this openreel plans for its spec now "
+                "(a changed model card, style or openreel version): make the video again",
+                param="resume",
+            )
+        if model.get("revision") != header["model"].get("revision") or model.get("fingerprint") != header[
+            "model"
+        ].get("fingerprint"):
+            raise LatentsError(
+                f"{latents} was made with other weights of {card.id} than those on this machine "
+                f"({header['model'].get('revision') or header['model'].get('fingerprint')})",
+                param="resume",
+            )
+        # The file keeps being the run's latents file: a resume that fails again loses nothing.
+        saved.path = Path(latents)
+        clock.variation = index
+        result = GenerationResult(spec=spec, plan=plan, card=card, credits=credit.to_dict())
+        done = _recorded_variations(recipe_path(output), spec, index)
+        result.outputs.append(
+            self._variation(
+                card, folder, plan, spec, model, credit, output, index, saved, clock, should_cancel,
+                video_id, done,
+            )
+        )  # fmt: skip
+        result.seconds = time.monotonic() - started
+        if on_progress is not None:
+            on_progress(Progress(1.0, "done", plan.steps, plan.steps, index, len(plan.seeds), 0.0))
+        return result
+
+    def _variation(
+        self,
+        card: ModelCard,
+        folder: Path,
+        plan: Plan,
+        spec: VideoSpec,
+        model: dict[str, Any],
+        credit: Credits,
+        output: Path,
+        index: int,
+        latents: LatentsFile,
+        clock: _ProgressClock,
+        should_cancel: Callable[[], bool] | None,
+        video_id: str | None,
+        done: list[dict[str, Any]],
+    ) -> VideoOutput:
+        """Make, finish, sign and record variation ``index``; its latents file goes once the
+        video is whole."""
+        seed = plan.seeds[index - 1]
+        video, thumbnail, sprites = output_paths(output, index)
+        mark = _video_id(spec, model, seed) if video_id is None else f"{video_id}/{index}"
+        frames = self._new_frames(card, folder, plan, seed, clock, should_cancel, latents)
+        self._finish(frames, plan, video, thumbnail, sprites, should_cancel, mark)
+        clock.emit("finishing", 1 - _FINISH_SHARE / 2, plan.steps)
+        # Derived outputs say so: edited, with the source clip (or image) as an ingredient.
+        # (An image-to-video output is a creation: its image is named in the recipe.)
+        sources = [spec.video, spec.video_b, *(card.get("video") for card in spec.cards)]
+        parents = [Path(source) for source in sources if source]
+        action = "c2pa.edited" if parents else "c2pa.created"
+        for path in (video, thumbnail, sprites):
+            sign_file(path, credits=credit, prompt=spec.prompt, action=action, parents=parents)
+        entry = {
+            "variation": index,
+            "seed": seed,
+            "video": video.name,
+            "thumbnail": thumbnail.name,
+            "spritesheet": sprites.name,
+            "watermark_id": mark,
+        }
+        fallbacks = self.runner.decode_fallbacks
+        if fallbacks:
+            entry["decode_fallbacks"] = fallbacks
+        done.append(entry)
+        done.sort(key=lambda item: item["variation"])
+        recipe = write_recipe(recipe_path(output), build_recipe(spec, plan, model, done, credit.to_dict()))
+        latents.path.unlink(missing_ok=True)
+        clock.emit("finishing", 1.0, plan.steps)
+        return VideoOutput(video, thumbnail, sprites, recipe, seed, index)
 
     def still(
         self,
@@ -347,6 +438,7 @@ class Engine:
         seed: int,
         clock: _ProgressClock,
         should_cancel: Callable[[], bool] | None,
+        latents: LatentsFile | None = None,
     ) -> Iterator[np.ndarray]:
         """What the model makes for this mode, at the model stage's size, as uint8 frames."""
         from openreel.plan import overlap_frames as overlap_frames_of
@@ -371,6 +463,7 @@ class Engine:
                 seed,
                 on_step=clock.window_step(0),
                 should_cancel=should_cancel,
+                latents=latents,
             )
             return float_to_uint8(made)
         elif plan.mode == "loop":
@@ -402,6 +495,7 @@ class Engine:
                     seed,
                     on_step=clock.window_step(0),
                     should_cancel=should_cancel,
+                    latents=latents,
                 )
                 return float_to_uint8(made)
             if plan.trailing:
@@ -424,6 +518,7 @@ class Engine:
             end=end,
             keyframes=keyframes,
             references=references,
+            latents=latents,
         )
 
     def _model_frames(
@@ -439,6 +534,7 @@ class Engine:
         end: np.ndarray | None = None,
         keyframes: list[tuple[np.ndarray, int]] | None = None,
         references: list[np.ndarray] | None = None,
+        latents: LatentsFile | None = None,
     ) -> Iterator[np.ndarray]:
         """The clip's frames as the model stage makes them, window after window, as uint8.
 
@@ -474,6 +570,7 @@ class Engine:
                 references=references,
                 on_step=clock.window_step(window.index),
                 should_cancel=should_cancel,
+                latents=latents,
             )
             stop = len(made.final) - (plan.trailing if window.index == last else 0)
             yield from float_to_uint8(made.final[window.overlap : stop])
@@ -538,6 +635,36 @@ class Engine:
         assert poster is not None
         write_thumbnail(poster, thumbnail)
         write_spritesheet(picked, sprites, columns=SPRITE_COLUMNS, rows=SPRITE_ROWS)
+
+
+def _latents_header(
+    spec: VideoSpec, plan: Plan, model: dict[str, Any], variation: int, seed: int, output: Path
+) -> dict[str, Any]:
+    """What a latents file says about its run: enough to plan it again and check it is the same."""
+    from openreel.render.latents import plan_identity
+
+    return {
+        "spec": spec.to_dict(),
+        "model": model,
+        "plan_identity": plan_identity(plan),
+        "variation": variation,
+        "seed": seed,
+        "output": str(output.resolve()),
+    }
+
+
+def _recorded_variations(recipe: Path, spec: VideoSpec, skip: int) -> list[dict[str, Any]]:
+    """The other variations an existing recipe of the same spec lists (a resumed variation joins
+    them); none when there is no such recipe."""
+    if not recipe.is_file():
+        return []
+    try:
+        data = json.loads(recipe.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, dict) or data.get("spec") != spec.to_dict():
+        return []
+    return [v for v in data.get("variations", []) if isinstance(v, dict) and v.get("variation") != skip]
 
 
 def _cancellable(

@@ -7,8 +7,9 @@ which at 1080p is seconds of wasted work.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ from openreel.plan import Plan, Window
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from openreel.render.latents import LatentsFile
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,11 @@ class Runner:
         # (A dedicated image-to-video checkpoint's card names its own pipeline for this slot.)
         pipe = family.load_pipeline(folder, card, "t2v", dtype)
         self._place(pipe, plan)
+        if getattr(pipe, "vae", None) is not None:
+            from openreel.render.latents import DecodeGuard
+
+            # Latents saved before every decode, and a decode that survives running out of memory.
+            DecodeGuard.install(pipe.vae)
         pipe.set_progress_bar_config(disable=True)
         self._key, self._pipe = key, pipe
         self.loads += 1
@@ -104,6 +112,35 @@ class Runner:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
+    @contextlib.contextmanager
+    def _saving(self, latents: LatentsFile | None, window: int) -> Iterator[None]:
+        """While the pipeline runs, its VAE's decode calls are saved to ``latents`` first."""
+        guard = getattr(getattr(self._pipe, "vae", None), "_openreel_guard", None)
+        if guard is None or latents is None:
+            yield
+            return
+        guard.sink, guard.window = latents, window
+        try:
+            yield
+        finally:
+            guard.sink = None
+
+    @property
+    def decode_fallbacks(self) -> list[str]:
+        """The decode fallbacks (tiling, slicing, cpu) this pipeline needed so far."""
+        guard = getattr(getattr(self._pipe, "vae", None), "_openreel_guard", None)
+        return list(guard.fallbacks) if guard is not None else []
+
+    def decode_saved(self, call: dict[str, Any]) -> np.ndarray:
+        """Float frames (T, H, W, 3) from one saved decode call, as the pipeline would make them."""
+        import torch
+
+        from openreel.render.latents import frames_from_decoded
+
+        guard = self._pipe.vae._openreel_guard
+        with torch.inference_mode():
+            return frames_from_decoded(self._pipe, guard.replay(call))
+
     def refine_pipeline(self, family: Any) -> Any:
         """The family's video-to-video pipeline over the loaded one's weights (no second copy)."""
         if self._refiner is None:
@@ -133,6 +170,7 @@ class Runner:
         references: list[np.ndarray] | None = None,
         on_step: StepCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        latents: LatentsFile | None = None,
     ) -> WindowFrames:
         """Generate one window of one variation, then raise it to the plan's upscale size with the
         family's model stage if the plan says so. Frames are float32 in [0, 1].
@@ -141,11 +179,19 @@ class Runner:
         being extended, or an image). ``end``: frames it must end with (extending backwards:
         the clip's head) and ``extra`` (frames at window indices: storyboard keyframes) only
         families with native conditioning (LTX-Video) accept. ``references``: images (1, H, W, 3)
-        of what a character looks like, for cards whose pipeline takes them (VACE)."""
+        of what a character looks like, for cards whose pipeline takes them (VACE).
+
+        ``latents``: the variation's latents file. Each decode's inputs are saved there first; a
+        window it already holds whole is decoded from it without denoising (a resumed run)."""
         import torch
 
         pipe = self.pipeline(card, folder, plan)
         family = family_module(card.family)
+        expected = 2 if plan.upscale.method == "v2v" else 1
+        saved = latents.decodes(window.index, expected) if latents is not None else None
+        if saved is not None:
+            decoded = [self.decode_saved(call) for call in saved]
+            return WindowFrames(native=decoded[0], final=decoded[-1])
         call_plan = plan.for_window(window)
         # A CPU generator gives the same noise on every device, so a recipe replays anywhere;
         # window 0 uses the variation's seed itself, so a one-window clip is the plain call.
@@ -181,7 +227,7 @@ class Runner:
             arguments.update(family.reference_arguments(references))
         step_end = anchor.callback(callback) if anchor is not None else callback
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), self._saving(latents, window.index):
                 if plan.upscale.method == "latent":
                     from openreel.models.weights import upsampler_folder
 
@@ -208,7 +254,7 @@ class Runner:
                             generator,
                             callback,
                         )
-        except Cancelled:
+        except (Cancelled, OutOfMemoryError):
             raise
         except torch.OutOfMemoryError as exc:
             raise OutOfMemoryError(_oom_message(card, plan)) from exc
@@ -259,6 +305,7 @@ class Runner:
         *,
         on_step: StepCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        latents: LatentsFile | None = None,
     ) -> np.ndarray:
         """Re-render ``frames`` (the source clip at the plan's native size and frame count) with
         the plan's prompt, re-running ``plan.inputs['strength']`` of the schedule."""
@@ -266,10 +313,13 @@ class Runner:
 
         pipe = self.pipeline(card, folder, plan)
         family = family_module(card.family)
+        saved = latents.decodes(0, 1) if latents is not None else None
+        if saved is not None:
+            return self.decode_saved(saved[-1])
         strength = float(plan.inputs["strength"])
         generator = torch.Generator(device="cpu").manual_seed(seed)
         callback = _StepReporter(plan, on_step, should_cancel)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._saving(latents, 0):
             if hasattr(family, "REFINE_PIPELINE"):
                 result = self._video_to_video(
                     family, plan, frames, (plan.width, plan.height), strength, generator, callback
