@@ -21,8 +21,9 @@ from typer.core import TyperGroup
 from openreel import __version__
 from openreel.errors import Cancelled, OpenreelError
 
-console = Console()
-err_console = Console(stderr=True)
+# No highlighting: rich colours the digits inside file names and model ids ("wan2.1-t2v-1.3b").
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
 
 
 class _DefaultToGenerate(TyperGroup):
@@ -32,6 +33,28 @@ class _DefaultToGenerate(TyperGroup):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = ["generate", *args]
         return super().parse_args(ctx, args)
+
+
+_TYPE_WORDS = {"str": "TEXT", "Path": "PATH", "int": "INTEGER", "float": "NUMBER", "bool": ""}
+
+
+def _plain_help_type(original):
+    """typer 0.29 shows each parameter's Python annotation in --help (``<bool>``, ``<list[Path]>``);
+    a person reads click's words instead (PATH, TEXT), and a flag shows no type at all."""
+
+    def display(self, ctx: click.Context) -> str | None:
+        shown = original(self, ctx)
+        found = re.fullmatch(r"<(?:list\[)?(\w+)\]?>(\.\.\.)?", shown or "")
+        if not found:
+            return shown
+        word = _TYPE_WORDS.get(found.group(1), found.group(1).upper())
+        return word or None
+
+    return display
+
+
+for _kind in (typer.core.TyperOption, typer.core.TyperArgument):
+    _kind.display_type_rich = _plain_help_type(_kind.display_type_rich)
 
 
 app = typer.Typer(
@@ -158,13 +181,17 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
 def _size(size: str | None, resolution: str | None, aspect: str, like: Path | None = None) -> tuple[int, int]:
-    """--size, else --resolution/--aspect, else the source clip's own size, else 480p."""
+    """--size, else --resolution/--aspect, else the source clip's size (its recipe's, else as
+    probed), else 480p."""
     from openreel.spec import parse_size, size_for
 
     if size:
         return parse_size(size)
     if resolution or like is None:
         return size_for(resolution or "480p", aspect)
+    made = (_clip_recipe(like) or {}).get("spec", {})
+    if isinstance(made.get("width"), int) and isinstance(made.get("height"), int):
+        return made["width"], made["height"]
     from openreel.render.inputs import probe_clip
 
     info = probe_clip(like)
@@ -174,9 +201,64 @@ def _size(size: str | None, resolution: str | None, aspect: str, like: Path | No
 def _source_fps(fps: int | None, like: Path | None) -> int:
     if fps is not None or like is None:
         return fps or 24
+    made = (_clip_recipe(like) or {}).get("spec", {})
+    if isinstance(made.get("fps"), int) and made["fps"] > 0:
+        return made["fps"]
     from openreel.render.inputs import probe_clip
 
     return max(1, round(probe_clip(like).fps))
+
+
+def _clip_recipe(clip: Path) -> dict | None:
+    """The recipe openreel wrote beside ``clip`` (``boat.json`` for ``boat.mp4`` and for its
+    variation ``boat-2.mp4``), if it is there and names this clip."""
+    from openreel.errors import RecipeError
+    from openreel.recipe import read_recipe
+
+    clip = Path(clip)
+    stems = [clip.stem, re.sub(r"-\d+$", "", clip.stem)]
+    for stem in dict.fromkeys(stems):
+        path = clip.with_name(f"{stem}.json")
+        if not path.is_file():
+            continue
+        try:
+            recipe = read_recipe(path)
+        except RecipeError:
+            continue
+        names = {v.get("video") for v in recipe.get("variations", []) if isinstance(v, dict)}
+        if clip.name in names or not names:
+            return recipe
+    return None
+
+
+def _source_model(clip: Path, mode: str) -> str | None:
+    """The model that made ``clip`` (its recipe, else its signed manifest), when that model can
+    do ``mode``; else None, and the default model for ``mode`` runs."""
+    recipe = _clip_recipe(clip)
+    model = (recipe or {}).get("spec", {}).get("model") if recipe else _manifest_model(clip)
+    if not isinstance(model, str) or not model:
+        return None
+    from openreel.models.weights import resolve_card
+
+    try:
+        card = resolve_card(model)
+    except OpenreelError:
+        return None  # a folder that moved, a model this version does not know
+    return model if mode in card.modes else None
+
+
+def _manifest_model(clip: Path) -> str | None:
+    try:
+        from openreel.provenance.c2pa import read_manifest
+
+        report = read_manifest(clip)
+    except Exception:  # noqa: BLE001 - no manifest, no c2pa: the default model runs
+        return None
+    for action in report.claims.get("actions", []):
+        model = (action.get("parameters") or {}).get("model")
+        if model:
+            return model
+    return None
 
 
 def _make(spec, output: Path | None, *, quiet: bool, dry_run: bool, still: bool = False) -> None:
@@ -185,6 +267,7 @@ def _make(spec, output: Path | None, *, quiet: bool, dry_run: bool, still: bool 
         from openreel.engine import Engine
 
         engine = Engine()
+        _say_default(engine, spec)
         if dry_run:
             _print_plan(engine.plan(spec))
             return
@@ -200,7 +283,23 @@ def _make(spec, output: Path | None, *, quiet: bool, dry_run: bool, still: bool 
         raise typer.Exit(130) from None
     for item in result.outputs:
         console.print(f"[green]wrote[/] {item.video}  (seed {item.seed})")
-    console.print(f"recipe: {result.outputs[0].recipe}   {result.seconds:.1f} s")
+    console.print(f"recipe: {result.outputs[0].recipe}")
+    console.print(f"made in {_took(result.seconds)}")
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 10 else _duration(seconds)
+
+
+def _say_default(engine, spec) -> None:
+    """When no model was named and none worth running is here, say so before any work starts."""
+    if spec.model:
+        return
+    from openreel.engine import default_choice
+
+    note = default_choice(engine.hardware, spec.mode).note
+    if note:
+        err_console.print(f"[yellow]Note:[/] {note}", soft_wrap=True)
 
 
 @app.command()
@@ -348,7 +447,7 @@ def remix(
         width, height = _size(size, resolution, aspect, like=clip)
         spec = VideoSpec(
             prompt=prompt,
-            model=model,
+            model=model or _source_model(clip, "remix"),
             negative_prompt=negative,
             style=style,
             fps=_source_fps(fps, clip),
@@ -393,7 +492,7 @@ def extend(
         width, height = _size(size, resolution, aspect, like=clip)
         spec = VideoSpec(
             prompt=prompt,
-            model=model,
+            model=model or _source_model(clip, "extend_backward" if backward else "extend"),
             negative_prompt=negative,
             style=style,
             seconds=seconds,
@@ -439,7 +538,7 @@ def loop(
         width, height = _size(size, resolution, aspect, like=clip)
         spec = VideoSpec(
             prompt=prompt,
-            model=model,
+            model=model or _source_model(clip, "loop"),
             style=style,
             seconds=length,
             fps=rate,
@@ -486,7 +585,7 @@ def blend(
         width, height = _size(size, resolution, aspect, like=first)
         spec = VideoSpec(
             prompt=prompt,
-            model=model,
+            model=model or _source_model(first, "blend"),
             style=style,
             seconds=seconds,
             fps=_source_fps(fps, first),
@@ -642,7 +741,8 @@ def _run_with_progress(engine, spec, target: Path, quiet: bool, still: bool = Fa
         TextColumn("{task.fields[detail]}"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err_console, transient=False) as bar:
+    # Transient: the bar goes away when the run ends, so an error is not printed under "loading 0%".
+    with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("loading", total=1.0, detail="")
 
         def show(update) -> None:
@@ -699,60 +799,111 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+Wide = Annotated[bool, typer.Option("--wide", "-w", help="Every column; nothing is shortened.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the cards as JSON.")]
+
+
 @models_app.callback()
-def _models_default(ctx: typer.Context) -> None:
+def _models_default(ctx: typer.Context, wide: Wide = False, as_json: AsJson = False) -> None:
     if ctx.invoked_subcommand is None:
-        models_list(as_json=False)
+        models_list(wide=wide, as_json=as_json)
 
 
 @models_app.command("list")
-def models_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print the cards as JSON.")] = False,
-) -> None:
-    """Every model card: id, family, modes, native size/fps/length, licence, memory, downloaded?"""
-    from openreel.models.catalog import all_cards
-    from openreel.models.weights import is_downloaded
+def models_list(wide: Wide = False, as_json: AsJson = False) -> None:
+    """Every model: id, family, memory it needs, whether it fits this machine, its size on disk.
 
+    --wide adds modes, native size, length and licence; --json gives everything."""
+    from openreel.engine import fits
+    from openreel.hardware import detect
+    from openreel.models.catalog import all_cards
+    from openreel.models.weights import disk_bytes
+
+    hardware = detect()
+    rows = [(card, fits(card, hardware), disk_bytes(card)) for card in all_cards()]
     if as_json:
         import json
 
-        cards = [
-            {
-                "id": c.id,
-                "family": c.family,
-                "title": c.title,
-                "source": c.source,
-                "modes": sorted(c.modes),
-                "native_width": c.native_width,
-                "native_height": c.native_height,
-                "fps": c.fps,
-                "max_frames": c.max_frames,
-                "max_seconds": round(c.max_seconds, 3),
-                "licence": c.licence,
-                "memory_gib": c.memory_gib,
-                "downloaded": is_downloaded(c),
-                "random_weights": c.is_tiny,
-            }
-            for c in all_cards()
-        ]
-        print(json.dumps(cards, indent=2))
+        print(json.dumps([_card_json(card, fit, size) for card, fit, size in rows], indent=2))
         return
-    table = Table(title="openreel models")
-    for column in ("id", "family", "modes", "native", "max length", "licence", "memory", "downloaded"):
-        table.add_column(column)
-    for card in all_cards():
-        note = " [dim](random weights: noise)[/]" if card.is_tiny else ""
-        table.add_row(
-            card.id + note,
-            card.family,
-            ",".join(sorted(card.modes)),
-            f"{card.native_width}x{card.native_height} @ {card.fps} fps",
-            f"{card.max_seconds:.1f} s ({card.max_frames} f)",
-            card.licence,
-            f"{card.memory_gib:g} GiB",
-            "yes" if is_downloaded(card) else ("built on first use" if card.is_tiny else "no"),
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    # An id is what a person types: its column never wraps or shortens.
+    table.add_column("id", no_wrap=True, min_width=max(len(card.id) for card, _, _ in rows))
+    table.add_column("family", no_wrap=True)
+    if wide:
+        for column in ("modes", "native", "max length", "licence"):
+            table.add_column(column, no_wrap=True)
+    table.add_column("memory", justify="right", no_wrap=True)
+    table.add_column("fits", no_wrap=True)
+    table.add_column("on disk", justify="right", no_wrap=True)
+    for card, fit, size in rows:
+        extra = (
+            (
+                ",".join(sorted(card.modes)),
+                f"{card.native_width}x{card.native_height} @ {card.fps} fps",
+                f"{card.max_seconds:.1f} s ({card.max_frames} f)",
+                card.licence,
+            )
+            if wide
+            else ()
         )
-    console.print(table)
+        memory = f"{card.memory_gib:g} GiB"
+        table.add_row(card.id, card.family, *extra, memory, "yes" if fit else "no", _gib(size))
+    out = Console(width=max(console.width, 400), highlight=False) if wide else console
+    out.print(table)
+    out.print(
+        "[dim]tiny-* models have random weights: they run offline in seconds and their output is "
+        "noise. Download a real one with `openreel models pull ID`; remove one with "
+        "`openreel models rm ID`.[/]",
+        soft_wrap=wide,
+    )
+
+
+def _gib(size: int) -> str:
+    if not size:
+        return "-"
+    return f"{size / 2**30:.1f} GiB" if size >= 2**28 else f"{size / 2**20:.1f} MiB"
+
+
+def _card_json(card, fit: bool, size: int) -> dict:
+    from openreel.models.weights import is_downloaded
+
+    return {
+        "id": card.id,
+        "family": card.family,
+        "title": card.title,
+        "source": card.source,
+        "modes": sorted(card.modes),
+        "native_width": card.native_width,
+        "native_height": card.native_height,
+        "fps": card.fps,
+        "max_frames": card.max_frames,
+        "max_seconds": round(card.max_seconds, 3),
+        "licence": card.licence,
+        "licence_url": card.licence_url,
+        "memory_gib": card.memory_gib,
+        "weights_gib": card.weights_gib,
+        "fits": fit,
+        "downloaded": is_downloaded(card),
+        "size_on_disk_bytes": size,
+        "random_weights": card.is_tiny,
+        "twin_of": card.twin_of,
+    }
+
+
+@models_app.command("rm")
+def models_rm(
+    model_id: Annotated[str, typer.Argument(help="Catalog id to remove from this machine.")],
+) -> None:
+    """Delete a model's weights from this machine (the Hugging Face cache, or a tiny build)."""
+    from openreel.models.catalog import get_card
+    from openreel.models.weights import remove
+
+    try:
+        freed = remove(get_card(model_id))
+    except OpenreelError as error:
+        _fail(error)
+    console.print(f"[green]removed[/] {model_id}: {_gib(freed)} freed")
 
 
 @models_app.command("pull")

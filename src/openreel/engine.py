@@ -71,15 +71,55 @@ class GenerationResult:
     credits: dict[str, Any] = field(default_factory=dict)
 
 
-def default_model(hardware: Hardware) -> ModelCard:
-    """The best real model that fits this machine; on a CPU, the smallest real one."""
-    real = [card for card in all_cards() if not card.is_tiny and "t2v" in card.modes]
+@dataclass(frozen=True)
+class DefaultChoice:
+    """What runs when no model is named, and what to tell the person about it."""
+
+    card: ModelCard
+    # The real model a person should pull: the best that fits this machine.
+    best_fit: ModelCard
+    # A plain sentence when the choice is a tiny model (its output is noise); else None.
+    note: str | None = None
+
+
+def fits(card: ModelCard, hardware: Hardware) -> bool:
+    # Leave a tenth of the memory to everything else (the OS, the encoder, the page).
+    return card.memory_gib <= hardware.memory_gib * 0.9
+
+
+def _ranked(cards: list[ModelCard], hardware: Hardware) -> ModelCard:
+    """The best of ``cards`` here: on an accelerator the highest quality; on a CPU the smallest,
+    since every step of a larger model costs minutes there."""
     if not hardware.accelerated:
-        return min(real, key=lambda card: card.memory_gib)
-    fitting = [card for card in real if card.memory_gib <= hardware.memory_gib * 0.9]
-    if not fitting:
-        return min(real, key=lambda card: card.memory_gib)
-    return max(fitting, key=lambda card: (card.quality, -card.memory_gib))
+        return min(cards, key=lambda card: (card.memory_gib, -card.quality))
+    return max(cards, key=lambda card: (card.quality, -card.memory_gib))
+
+
+def default_choice(hardware: Hardware, mode: str = "t2v") -> DefaultChoice:
+    """The best downloaded model that fits this machine and makes ``mode``; when none is
+    downloaded, the tiny twin of the best one that fits, with a note naming the pull command."""
+    from openreel.models.catalog import twin_for
+    from openreel.models.weights import is_downloaded
+
+    real = [card for card in all_cards() if not card.is_tiny and mode in card.modes]
+    real = real or [card for card in all_cards() if not card.is_tiny and "t2v" in card.modes]
+    fitting = [card for card in real if fits(card, hardware)]
+    best_fit = _ranked(fitting or real, hardware)
+    ready = [card for card in fitting if is_downloaded(card)]
+    if ready:
+        return DefaultChoice(_ranked(ready, hardware), best_fit)
+    twin = twin_for(best_fit.id)
+    note = (
+        f"No downloaded model fits this machine, so openreel uses {twin.id}, a tiny test model with "
+        f"random weights: its output is noise. For real video, download {best_fit.title} "
+        f"({best_fit.weights_gib or best_fit.memory_gib:g} GiB) with `openreel models pull {best_fit.id}`."
+    )
+    return DefaultChoice(twin, best_fit, note)
+
+
+def default_model(hardware: Hardware, mode: str = "t2v") -> ModelCard:
+    """What runs when no model is named (``default_choice`` says why)."""
+    return default_choice(hardware, mode).card
 
 
 def output_paths(output: Path, variation: int) -> tuple[Path, Path, Path]:
@@ -152,7 +192,7 @@ class Engine:
         """Validate and fill in the model, so the stored spec names exactly what will run."""
         spec = spec.validated()
         if not spec.model:
-            spec = replace(spec, model=default_model(self.hardware).id)
+            spec = replace(spec, model=default_model(self.hardware, spec.mode).id)
         resolve_card(spec.model)
         if spec.style:
             get_style(spec.style)
@@ -197,7 +237,7 @@ class Engine:
         return spec
 
     def card_and_style(self, spec: VideoSpec) -> tuple[ModelCard, Style | None]:
-        return resolve_card(spec.model or default_model(self.hardware).id), (
+        return resolve_card(spec.model or default_model(self.hardware, spec.mode).id), (
             get_style(spec.style) if spec.style else None
         )
 

@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -46,7 +48,8 @@ def ensure_tiny(card: ModelCard) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{card.id}-", dir=folder.parent))
     try:
-        build_twin(card).save_pretrained(staging)
+        with _no_library_progress_bars():
+            build_twin(card).save_pretrained(staging)
         try:
             os.rename(staging, folder)
         except OSError:
@@ -55,6 +58,21 @@ def ensure_tiny(card: ModelCard) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+@contextmanager
+def _no_library_progress_bars() -> Iterator[None]:
+    """transformers draws a "Writing model shards" bar for each text encoder it saves: a second's
+    build of a tiny model is no news to a person waiting for a video."""
+    from transformers.utils import logging as transformers_logging
+
+    was_enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def upsampler_folder(card: ModelCard) -> Path:
@@ -70,7 +88,8 @@ def upsampler_folder(card: ModelCard) -> Path:
             staging = Path(tempfile.mkdtemp(prefix=".latent_upsampler-", dir=ensure_tiny(card)))
             try:
                 vae = AutoencoderKLLTXVideo.from_pretrained(tiny_folder(card) / "vae")
-                build_twin_upsampler(card, vae).save_pretrained(staging)
+                with _no_library_progress_bars():
+                    build_twin_upsampler(card, vae).save_pretrained(staging)
                 try:
                     os.rename(staging, folder)
                 except OSError:
@@ -269,3 +288,97 @@ def pull(card: ModelCard) -> Path:
             "`hf auth login`.",
             param="model",
         ) from exc
+
+
+# --- what is on disk: sizes and removal (the CLI's `models` and the studio's models view) ---------
+
+
+def _hub_repo_folder(card: ModelCard) -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / f"models--{card.hub_repo.replace('/', '--')}"
+
+
+def _card_matches(card: ModelCard, relative: str) -> bool:
+    from fnmatch import fnmatch
+
+    patterns = card.options.get("allow_patterns")
+    return patterns is None or any(fnmatch(relative, pattern) for pattern in patterns)
+
+
+def _snapshot_files(card: ModelCard) -> list[Path]:
+    """The cached snapshot entries (links into the blobs) that belong to ``card``."""
+    snapshots = _hub_repo_folder(card) / "snapshots"
+    if not snapshots.is_dir():
+        return []
+    found = []
+    for revision in snapshots.iterdir():
+        for path in revision.rglob("*"):
+            if (path.is_file() or path.is_symlink()) and _card_matches(
+                card, path.relative_to(revision).as_posix()
+            ):
+                found.append(path)
+    return found
+
+
+def _folder_bytes(folder: Path) -> int:
+    if not folder.is_dir():
+        return 0
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def disk_bytes(card: ModelCard) -> int:
+    """Bytes this model's weights take on this machine (0 when nothing is there)."""
+    if card.is_tiny:
+        return _folder_bytes(tiny_folder(card))
+    if card.source.startswith("local:"):
+        return _folder_bytes(Path(card.source.removeprefix("local:")))
+    blobs = {path.resolve() for path in _snapshot_files(card) if path.exists()}
+    return sum(blob.stat().st_size for blob in blobs)
+
+
+def remove(card: ModelCard) -> int:
+    """Delete a model's weights from this machine; returns the bytes freed.
+
+    A hub repository that other catalog cards share (Pyramid Flow's 384p and 768p) keeps the
+    files those cards also need; a folder the person gave is theirs, never deleted here."""
+    if card.source.startswith("local:"):
+        raise SpecError(
+            f"{card.source.removeprefix('local:')} is a folder you gave openreel; delete it yourself "
+            "if you no longer need it",
+            param="model",
+        )
+    if card.is_tiny:
+        folder = tiny_folder(card)
+        freed = _folder_bytes(folder)
+        if not freed:
+            raise SpecError(
+                f"{card.id} is not built on this machine: there is nothing to remove", param="model"
+            )
+        shutil.rmtree(folder)
+        return freed
+    files = _snapshot_files(card)
+    if not files:
+        raise SpecError(f"{card.id} is not downloaded: there is nothing to remove", param="model")
+    siblings = [other for other in CARDS if other.hub_repo == card.hub_repo and other.id != card.id]
+    if not siblings:
+        folder = _hub_repo_folder(card)
+        freed = _folder_bytes(folder)
+        shutil.rmtree(folder)
+        return freed
+    return _remove_own_files(card, files, siblings)
+
+
+def _remove_own_files(card: ModelCard, files: list[Path], siblings: list[ModelCard]) -> int:
+    """Delete the snapshot entries only ``card`` uses, and each blob nothing else links to."""
+    shared = {path.resolve() for other in siblings for path in _snapshot_files(other)}
+    freed = 0
+    for path in files:
+        blob = path.resolve()
+        if blob in shared:
+            continue
+        freed += blob.stat().st_size if blob.is_file() else 0
+        path.unlink()
+        if blob != path and blob.is_file():
+            blob.unlink()
+    return freed

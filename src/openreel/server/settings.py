@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from openreel import paths
 
@@ -26,9 +26,10 @@ class Settings(BaseModel):
     # None: SQLite at $OPENREEL_HOME/openreel.db. "postgresql://..." for a shared queue.
     database_url: str | None = None
     workers: int = Field(1, ge=0, le=64, description="local worker threads; 0 queues jobs for other servers")
-    # What `model: "sora-2"` and `"sora-2-pro"` mean here: the fastest good model and the best one.
-    sora_2_model: str = "ltx-video-13b-distilled"
-    sora_2_pro_model: str = "wan2.1-t2v-14b"
+    # What `model: "sora-2"` and `"sora-2-pro"` mean here. None: what the CLI runs when no model is
+    # named (openreel.engine.default_model: the best downloaded model that fits, else a tiny one).
+    sora_2_model: str | None = None
+    sora_2_pro_model: str | None = None
     # OpenAI's defaults when a request leaves them out.
     default_size: str = "720x1280"
     default_seconds: str = "4"
@@ -42,6 +43,8 @@ class Settings(BaseModel):
     output_dir: Path | None = None
     upload_dir: Path | None = None
     insecure_no_auth: bool = False
+    # Names besides localhost and loopback addresses a loopback-bound server answers to (DNS rebinding).
+    allowed_hosts: list[str] = Field(default_factory=list)
     # A job whose worker died is run again at most this many times in all.
     max_attempts: int = Field(3, ge=1, le=20)
     # A claim with no heartbeat for this long belongs to a dead worker (on another machine).
@@ -54,6 +57,14 @@ class Settings(BaseModel):
     poll_min_ms: int = Field(250, ge=1)
     poll_max_ms: int = Field(10_000, ge=1)
     log_level: str = "info"
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # OPENREEL_ALLOWED_HOSTS=a.example,b.example
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
@@ -76,8 +87,14 @@ class Settings(BaseModel):
         return Path(self.upload_dir) if self.upload_dir else paths.home() / "uploads"
 
     def model_aliases(self) -> dict[str, str]:
-        aliases = {name: self.sora_2_model for name in SORA_2_NAMES}
-        aliases.update({name: self.sora_2_pro_model for name in SORA_2_PRO_NAMES})
+        fallback = None
+        if self.sora_2_model is None or self.sora_2_pro_model is None:
+            from openreel.engine import default_model
+            from openreel.hardware import detect
+
+            fallback = default_model(detect()).id
+        aliases = {name: self.sora_2_model or fallback for name in SORA_2_NAMES}
+        aliases.update({name: self.sora_2_pro_model or fallback for name in SORA_2_PRO_NAMES})
         return aliases
 
 
