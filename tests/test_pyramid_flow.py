@@ -13,14 +13,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from openreel.models.catalog import get_card
 from openreel.models.families import pyramid_flow as family
 from openreel.models.pyramid_flow import convert
-from openreel.models.pyramid_flow.cards import CARDS, TINY_CARD
+from openreel.models.pyramid_flow.cards import CARDS
 from openreel.models.pyramid_flow.layers import causal_joint_mask
 from openreel.models.pyramid_flow.pipeline import PyramidFlowPipeline
 from openreel.models.pyramid_flow.scheduler import PyramidFlowMatchScheduler
 from openreel.models.pyramid_flow.tiny import build_tiny_pipeline, build_tiny_pyramid_flow
 from openreel.plan import Plan
+
+# The miniFLUX 384p twin (tiny-pyramid-flow).
+TINY_CARD = get_card("tiny-pyramid-flow")
 
 DATA = Path(__file__).parent / "data"
 N = 1000
