@@ -207,7 +207,7 @@ def test_unsigned_and_reencoded_files(tmp_path: Path) -> None:
     report = provenance.verify(path)
     assert not report.manifest.present
     assert report.watermark.found and report.watermark.payload == payload
-    assert "no C2PA manifest" in report.summary and "watermark found" in report.to_dict()["summary"]
+    assert "no C2PA manifest" in report.summary and "AI-generated mark present" in report.to_dict()["summary"]
     clean = provenance.verify(write_mp4(tmp_path / "clean.mp4"))
     assert not clean.manifest.present and not clean.watermark.found
 
@@ -223,3 +223,48 @@ def test_payload_is_stable_and_eight_bytes(openreel_home: Path) -> None:
     assert len(payload) == 8 and payload == provenance.make_payload(inst, "video_1")
     assert provenance.payload_matches(payload, installation_id=inst, video_id="video_1")
     assert not provenance.payload_matches(payload, installation_id=inst, video_id="video_2")
+
+
+def test_stripped_copy_finds_its_manifest(tmp_path: Path) -> None:
+    """Signing records the mark as a soft binding and files the manifest; a copy re-encoded
+    without it (as a platform would) still leads back to it."""
+    import av
+
+    payload = provenance.make_payload(provenance.installation_id(), "video_stripped")
+    path = write_mp4(tmp_path / "clip.mp4", payload)
+    provenance.sign_file(path, credits=CREDITS)
+    signed = provenance.verify(path)
+    assert signed.manifest.claims["soft_binding"]["alg"] == c2pa.SOFT_BINDING_ALG
+    copy = tmp_path / "copy.mp4"
+    with av.open(str(path)) as src, av.open(str(copy), "w") as dst:
+        stream = dst.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"crf": "20"}
+        for frame in src.decode(video=0):
+            for packet in stream.encode(frame):
+                dst.mux(packet)
+        for packet in stream.encode():
+            dst.mux(packet)
+    report = provenance.verify(copy)
+    assert not report.manifest.present and report.watermark.payload == payload
+    assert report.record and report.record[0]["file"] == "clip.mp4"
+    assert "manifest on record: signed here on" in report.summary and "wan2.1-t2v-1.3b" in report.summary
+
+
+def test_wrong_key_corrupt_and_tiny_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    payload = provenance.make_payload(provenance.installation_id(), "video_k")
+    path = write_mp4(tmp_path / "clip.mp4", payload)
+    monkeypatch.setenv(keys.WATERMARK_KEY_ENV, "another installation's secret")
+    other = provenance.verify(path)
+    assert other.watermark.found and other.watermark.payload is None
+    assert "does not verify with this installation's key" in other.summary
+    monkeypatch.delenv(keys.WATERMARK_KEY_ENV)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(path.read_bytes()[:2000])
+    report = provenance.verify(broken)
+    assert not report.watermark.found and "cannot decode" in report.summary
+    tiny = tmp_path / "tiny.png"
+    from PIL import Image
+
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tiny)
+    assert "too small to carry a mark" in provenance.verify(tiny).summary

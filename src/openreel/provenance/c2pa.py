@@ -20,6 +20,8 @@ TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trai
 CREDITS_LABEL = "org.openreel.credits"
 PROMPT_LABEL = "org.openreel.prompt"
 PROMPT_ENV = "OPENREEL_MANIFEST_PROMPT"
+SOFT_BINDING_LABEL = "c2pa.soft-binding"
+SOFT_BINDING_ALG = "org.openreel.watermark.2"
 
 MIME_TYPES = {
     ".mp4": "video/mp4",
@@ -118,13 +120,18 @@ def sign_file(
     parents: Sequence[Path] = (),
     prompt: str | None = None,
     identity: Any | None = None,
+    watermark: bytes | None = None,
 ) -> None:
     """Sign ``path`` in place with a C2PA manifest. ``prompt`` is embedded only if the owner
     turned that on (``OPENREEL_MANIFEST_PROMPT=1``). ``identity`` defaults to
-    ``keys.signing_identity()``."""
+    ``keys.signing_identity()``.
+
+    The file's watermark payload (``watermark``, else read from the file with this installation's
+    key) goes into a soft-binding assertion, and the manifest is filed under it in the ledger,
+    so a copy stripped of its manifest still finds it (``verify``)."""
     import c2pa
 
-    from openreel.provenance import keys
+    from openreel.provenance import keys, ledger
 
     path = Path(path)
     fmt = mime_type(path)
@@ -133,6 +140,10 @@ def sign_file(
     manifest = build_manifest(
         path.name, credits, action=action, parent_labels=labels, prompt=prompt if prompt_enabled() else None
     )
+    if watermark is None:
+        watermark = _own_mark(path)
+    if watermark is not None:
+        manifest["assertions"].append(soft_binding(watermark))
     try:
         signer = c2pa.Signer.from_info(
             c2pa.C2paSignerInfo(identity.algorithm, identity.chain_pem, identity.key_pem, None)
@@ -157,6 +168,42 @@ def sign_file(
         raise SigningError(f"signing {path.name} failed: {exc}") from None
     except OSError as exc:
         raise SigningError(f"signing {path.name} failed: {exc}") from None
+    if watermark is not None:
+        ledger.record(watermark, file=path.name, manifest=manifest, signer=identity.source)
+
+
+def soft_binding(payload: bytes) -> dict[str, Any]:
+    """The C2PA soft-binding assertion for a file carrying ``payload``: the algorithm, and as
+    value the code word the frames carry (encrypted: it names the video only to the key's holder)."""
+    import base64
+
+    import numpy as np
+
+    from openreel.provenance import keys, markcode
+
+    code = np.packbits(markcode.encode(keys.watermark_key(), payload)).tobytes()
+    return {
+        "label": SOFT_BINDING_LABEL,
+        "data": {
+            "alg": SOFT_BINDING_ALG,
+            "blocks": [{"scope": {}, "value": base64.b64encode(code).decode()}],
+        },
+    }
+
+
+# Reading the mark back before signing costs a decode; two seconds of video say all there is.
+_SIGNING_READ_FRAMES = 48
+
+
+def _own_mark(path: Path) -> bytes | None:
+    """The payload of this installation's mark in ``path``, if it carries one."""
+    from openreel.provenance.verify import read_watermark
+
+    try:
+        result = read_watermark(path, max_frames=_SIGNING_READ_FRAMES)
+    except Exception:  # noqa: BLE001 - a file we cannot read for the mark is still signed
+        return None
+    return result.payload if result.authentic else None
 
 
 @dataclass
@@ -242,4 +289,6 @@ def _claims(manifest: dict[str, Any]) -> dict[str, Any]:
             claims["credits"] = data
         elif label == PROMPT_LABEL:
             claims["prompt"] = data.get("prompt")
+        elif label == SOFT_BINDING_LABEL:
+            claims["soft_binding"] = data
     return claims

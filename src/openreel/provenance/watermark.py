@@ -59,6 +59,10 @@ _SEED = 0x0BE11
 _WORK = 256  # the detector's working picture: every frame is resampled to WORK x WORK
 _REF = 1024  # samples of the reference stripe profile across the frame
 _SCALE_STEP = 0.004
+# Cells are read over their whole width (measured: the middle alone loses bits under crops),
+# after a high-pass of about three cells that takes the picture's own shading away.
+_INNER = 0.5
+_HIGHPASS = 15
 _CANDIDATES = 3  # per axis, tried in pairs against the pilots
 # Pilot correlation in noise sigmas above which a mark is declared present. Noise gives a
 # normal score; the detector tries _CANDIDATES**2 placements, so a clean clip passes with
@@ -299,7 +303,9 @@ def _search_axis(profile: np.ndarray, axis: int) -> list[_Placement]:
     found.sort(key=lambda p: -p.score)
     best: list[_Placement] = []
     for placement in found:
-        if all(abs(placement.scale - b.scale) > 0.012 or abs(placement.offset - b.offset) > 0.01 for b in best):
+        if all(
+            abs(placement.scale - b.scale) > 0.012 or abs(placement.offset - b.offset) > 0.01 for b in best
+        ):
             best.append(placement)
         if len(best) == _CANDIDATES:
             break
@@ -352,7 +358,7 @@ class Detector:
         assert self._columns is not None and self._rows is not None
         xs = _search_axis(self._columns, 0)
         ys = _search_axis(self._rows, 1)
-        picture = _highpass((self._picture / self.frames_examined).astype(np.float32), 15)
+        picture = _highpass((self._picture / self.frames_examined).astype(np.float32), _HIGHPASS)
         best: tuple[float, _Placement, _Placement, np.ndarray, np.ndarray] | None = None
         for px in xs:
             for py in ys:
@@ -387,9 +393,8 @@ def _cell_means(picture: np.ndarray, px: _Placement, py: _Placement) -> tuple[np
     centres = (np.arange(_WORK) + 0.5) / _WORK
     u = (px.offset + px.scale * centres) * GRID
     v = (py.offset + py.scale * centres) * GRID
-    # Only the middle of each cell: its edges blend into the neighbours.
-    inner_u = np.abs(u - np.floor(u) - 0.5) < 0.3
-    inner_v = np.abs(v - np.floor(v) - 0.5) < 0.3
+    inner_u = np.abs(u - np.floor(u) - 0.5) < _INNER
+    inner_v = np.abs(v - np.floor(v) - 0.5) < _INNER
     col = np.clip(np.floor(u).astype(np.int64), 0, GRID - 1)
     row = np.clip(np.floor(v).astype(np.int64), 0, GRID - 1)
     index = row[:, None] * GRID + col[None, :]
