@@ -35,11 +35,13 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
         folder / "ref.png"
     )
     made = {"image": folder / "ref.png"}
-    for name, seed in (("a", "1"), ("b", "2")):
+    # One second keeps remixes and blends short; a loop re-makes a third of its clip, which must
+    # leave whole frame groups of the slowest frame rule: two seconds.
+    for name, seconds, seed in (("a", "1", "1"), ("b", "1", "2"), ("long", "2", "3")):
         made[name] = folder / f"{name}.mp4"
         run(
-            "generate", f"clip {name}", "--model", "tiny-wan", "--seconds", "2", "--size", "96x64",
-            "--steps", "2", "--seed", seed, "--output", str(made[name]), "-q",
+            "generate", f"clip {name}", "--model", "tiny-wan", "--seconds", seconds, "--size", "96x64",
+            "--steps", "1", "--seed", seed, "--output", str(made[name]), "-q",
         )  # fmt: skip
     board = folder / "board.toml"
     board.write_text('seconds = 2\n[[card]]\nat = 0\ntext = "a kite"\n[[card]]\nat = 1\ntext = "a storm"\n')
@@ -61,7 +63,7 @@ def command(mode: str, inputs: dict[str, Path]) -> list[str]:
         "remix": ["remix", clip, "make it snow", "--strength", "mild"],
         "extend": ["extend", clip, "the kite flies on", "--seconds", "1"],
         "extend_backward": ["extend", clip, "before the kite", "--seconds", "1", "--backward"],
-        "loop": ["loop", clip, "a kite, looping"],
+        "loop": ["loop", str(inputs["long"]), "a kite, looping"],
         "blend": ["blend", clip, other, "a kite becomes a storm"],
         "storyboard": ["storyboard", str(inputs["board"])],
         "keyframes": ["storyboard", str(inputs["keyframes"])],

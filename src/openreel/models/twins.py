@@ -35,6 +35,21 @@ _TEXT_VOCABULARY = frozenset(
     {"vocab_size", "bos_token_id", "eos_token_id", "pad_token_id", "image_token_index"}
 )
 
+_T5_SIZES = (
+    frozenset(
+        {
+            "d_model",
+            "d_kv",
+            "d_ff",
+            "num_layers",
+            "num_decoder_layers",
+            "num_heads",
+            "relative_attention_num_buckets",
+        }
+    )
+    | _TEXT_VOCABULARY
+)
+
 # Per class, the configuration keys a twin may change: sizes (widths, depths, head counts, the
 # sample grid of a smaller native size, vocabularies). Everything else must equal the reference.
 SIZE_KEYS: dict[str, frozenset[str]] = {
@@ -107,30 +122,8 @@ SIZE_KEYS: dict[str, frozenset[str]] = {
     "LTXLatentUpsamplerModel": frozenset({"mid_channels", "num_blocks_per_stage"}),
     "AutoencoderKLWan": frozenset({"base_dim", "decoder_base_dim", "num_res_blocks"}),
     "AutoencoderKLHunyuanVideo": frozenset({"block_out_channels", "layers_per_block", "norm_num_groups"}),
-    "T5EncoderModel": frozenset(
-        {
-            "d_model",
-            "d_kv",
-            "d_ff",
-            "num_layers",
-            "num_decoder_layers",
-            "num_heads",
-            "relative_attention_num_buckets",
-        }
-    )
-    | _TEXT_VOCABULARY,
-    "UMT5EncoderModel": frozenset(
-        {
-            "d_model",
-            "d_kv",
-            "d_ff",
-            "num_layers",
-            "num_decoder_layers",
-            "num_heads",
-            "relative_attention_num_buckets",
-        }
-    )
-    | _TEXT_VOCABULARY,
+    "T5EncoderModel": _T5_SIZES,
+    "UMT5EncoderModel": _T5_SIZES,
     "LlamaModel": frozenset(
         {
             "hidden_size",
