@@ -264,3 +264,50 @@ def test_a_chunked_body_is_refused_once_it_passes_the_limit(live_url: str, conte
         answer = conn.recv(65536).decode("latin-1")
     assert answer.startswith("HTTP/1.1 413"), answer[:200]
     assert '"code":"payload_too_large"' in answer.replace(" ", "")
+
+
+# --- 2. DNS rebinding and cross-site requests against the no-key loopback server --------------
+
+
+@pytest.fixture
+def loopback(settings: Settings):
+    """A client that reaches the app as uvicorn bound to 127.0.0.1 would (scope server 127.0.0.1)."""
+    settings.allowed_hosts = ["studio.example"]
+    app = build_app(settings, engine_factory=FakeEngine)
+    with TestClient(app, base_url="http://127.0.0.1:8000", client=LOOPBACK) as test_client:
+        yield test_client
+
+
+def test_a_rebound_host_name_is_refused(loopback: TestClient) -> None:
+    made = loopback.post("/v1/videos", json={"prompt": "mine"})
+    assert made.status_code == 200, made.text
+    for host in ("rebind.example", "rebind.example:8000", "127.0.0.1.rebind.example"):
+        headers = {"host": host}
+        assert_error(loopback.get("/v1/videos", headers=headers), 400, "invalid_host")
+        assert_error(loopback.delete(f"/v1/videos/{made.json()['id']}", headers=headers), 400, "invalid_host")
+    for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", "studio.example"):
+        assert loopback.get("/v1/videos", headers={"host": host}).status_code == 200, host
+    assert loopback.get(f"/v1/videos/{made.json()['id']}").json()["status"] != "deleted"
+
+
+def test_cross_site_simple_requests_are_refused(loopback: TestClient) -> None:
+    evil = {"origin": "https://evil.example"}
+    attempts = [
+        loopback.post("/v1/videos", data={"prompt": "csrf"}, headers=evil),  # form-urlencoded
+        loopback.post("/v1/videos", files={"prompt": (None, "csrf")}, headers=evil),  # multipart
+        loopback.post(
+            "/v1/videos", content=b'{"prompt": "csrf"}', headers={**evil, "content-type": "text/plain"}
+        ),
+        loopback.post("/v1/videos", json={"prompt": "csrf"}, headers={"sec-fetch-site": "cross-site"}),
+        loopback.post("/v1/videos", json={"prompt": "csrf"}, headers={"origin": "null"}),
+    ]
+    for response in attempts:
+        assert_error(response, 403, "cross_origin_refused")
+    # Without an Origin a body that is not JSON is not read as JSON (what a <form> could send).
+    plain = loopback.post("/v1/videos", content=b'{"prompt": "x"}', headers={"content-type": "text/plain"})
+    assert_error(plain, 415)
+    assert loopback.get("/v1/videos").json()["data"] == []
+    # The page itself (same origin) and the SDK (no Origin) still work.
+    same = loopback.post("/v1/videos", json={"prompt": "ok"}, headers={"origin": "http://127.0.0.1:8000"})
+    assert same.status_code == 200, same.text
+    assert loopback.post("/v1/videos", json={"prompt": "sdk"}).status_code == 200

@@ -131,7 +131,7 @@ def build_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.add_middleware(RequestGuard)
+    app.add_middleware(RequestGuard, allowed_hosts=tuple(settings.allowed_hosts))
     install_exception_handlers(app)
     attach_editing(app)
     attach_router(app)

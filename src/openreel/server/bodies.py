@@ -17,7 +17,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from openreel.server.protocol import ApiError, PayloadTooLarge
+from openreel.server.protocol import ApiError, PayloadTooLarge, UnsupportedMediaType
 from openreel.server.settings import Settings
 
 RequestModel = TypeVar("RequestModel", bound=BaseModel)
@@ -142,6 +142,12 @@ async def read_body(
             await form.close()
         fields = _lists(fields)
     else:
+        if content_type and not content_type.startswith("application/json"):
+            # text/plain is what a page on another site may send without asking (a "simple"
+            # request): JSON is only read when it says it is JSON.
+            raise UnsupportedMediaType(
+                f"send application/json or multipart/form-data (not {content_type.split(';')[0]})"
+            )
         try:
             fields = json.loads(raw or b"{}")
         except (ValueError, RecursionError):

@@ -31,6 +31,12 @@ def serve_command(
         "--insecure-no-auth",
         help="Serve a non-loopback address without API keys (trusted networks only).",
     ),
+    allowed_host: list[str] | None = typer.Option(
+        None,
+        "--allowed-host",
+        help="A name besides localhost this loopback server answers to (repeat for more); "
+        "others are refused against DNS rebinding.",
+    ),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Serve the OpenAI Videos API (point the openai SDK's base_url at http://HOST:PORT/v1)."""
@@ -49,6 +55,7 @@ def serve_command(
         sora_2_model=sora_2_model,
         sora_2_pro_model=sora_2_pro_model,
         insecure_no_auth=insecure_no_auth or None,
+        allowed_hosts=allowed_host or None,
         log_level=log_level,
     )
     logging.basicConfig(

@@ -49,6 +49,11 @@ class PayloadTooLarge(ApiError):
     status = 413
 
 
+class UnsupportedMediaType(ApiError):
+    code = "unsupported_media_type"
+    status = 415
+
+
 class ErrorInfo(BaseModel):
     message: str
     type: str
