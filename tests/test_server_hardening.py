@@ -311,3 +311,56 @@ def test_cross_site_simple_requests_are_refused(loopback: TestClient) -> None:
     same = loopback.post("/v1/videos", json={"prompt": "ok"}, headers={"origin": "http://127.0.0.1:8000"})
     assert same.status_code == 200, same.text
     assert loopback.post("/v1/videos", json={"prompt": "sdk"}).status_code == 200
+
+
+# --- 7. leaks ---------------------------------------------------------------------------------
+
+
+def test_messages_never_show_server_paths(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from openreel.errors import SpecError
+
+    def plan_that_names_the_file(self, spec):
+        raise SpecError(f"the image {spec.image} is too dark", param="input_reference")
+
+    def generate_that_names_the_file(self, spec, output, **kwargs):
+        raise RuntimeError(f"could not write {output}")
+
+    form = {"prompt": (None, "a"), "model": (None, "tiny-ltx")}
+    with monkeypatch.context() as patch:
+        patch.setattr(FakeEngine, "plan", plan_that_names_the_file)
+        refused = client.post("/v1/videos", files={**form, "input_reference": ("a.png", png(), "image/png")})
+    error = assert_error(refused, 400, param="input_reference")
+    assert str(tmp_path) not in error["message"] and "upload" not in error["message"], error
+    assert "<server file>" in error["message"]
+    monkeypatch.setattr(FakeEngine, "generate", generate_that_names_the_file)
+    failed = wait_for(client, client.post("/v1/videos", json={"prompt": "a"}).json()["id"])
+    assert failed["status"] == "failed" and str(tmp_path) not in failed["error"]["message"], failed
+    assert "outputs" not in failed["error"]["message"]
+
+
+def test_healthz_shows_job_counts_only_to_their_owner(client: TestClient) -> None:
+    from openreel.server.auth import create_api_key
+
+    store = client.app.state.store
+    wait_for(client, client.post("/v1/videos", json={"prompt": "before keys"}).json()["id"])
+    _, alice = create_api_key(store, "alice")
+    _, bob = create_api_key(store, "bob")
+    made = client.post("/v1/videos", json={"prompt": "a"}, headers={"authorization": f"Bearer {alice}"})
+    assert made.status_code == 200
+    anonymous = client.get("/healthz").json()
+    assert anonymous["jobs"] is None and anonymous["workers"] == 1
+    assert (
+        sum(client.get("/healthz", headers={"authorization": f"Bearer {alice}"}).json()["jobs"].values()) == 1
+    )
+    assert client.get("/healthz", headers={"authorization": f"Bearer {bob}"}).json()["jobs"] == {}
+
+
+def test_a_still_is_not_deleted_through_the_videos_route(client: TestClient) -> None:
+    still = client.post("/v1/openreel/stills", json={"prompt": "a", "model": "tiny-wan", "size": "64x64"})
+    assert still.status_code == 200, still.text
+    still_id = still.json()["id"]
+    assert_error(client.get(f"/v1/videos/{still_id}"), 404)
+    assert_error(client.delete(f"/v1/videos/{still_id}"), 404)
+    assert client.get(f"/v1/openreel/stills/{still_id}").status_code == 200

@@ -569,14 +569,19 @@ class JobStore:
         records = [JobRecord.from_row(row) for row in rows[:limit]]
         return records, len(rows) > limit
 
-    def delete(self, job_id: str, owner: str | None = None) -> JobRecord | None:
+    def delete(
+        self, job_id: str, owner: str | None = None, *, kinds: tuple[str, ...] | None = None
+    ) -> JobRecord | None:
         """Hide the job from the API at once (a queued job will never be claimed); the caller
-        cancels a running job and removes files. Returns the job as it was, or None."""
+        cancels a running job and removes files. Returns the job as it was, or None (also when
+        its kind is not one of ``kinds``: a video route never deletes a still)."""
         now = time.time()
         with self._write() as conn:
             query = sa.select(jobs).where(jobs.c.id == job_id, jobs.c.deleted_at.is_(None))
             if owner is not None:
                 query = query.where(jobs.c.owner == owner)
+            if kinds is not None:
+                query = query.where(jobs.c.kind.in_(kinds))
             row = conn.execute(query).first()
             if row is None:
                 return None

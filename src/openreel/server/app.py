@@ -25,7 +25,7 @@ from openreel.jobs.store import JobStore
 from openreel.server.editing import attach_editing
 from openreel.server.guard import RequestGuard
 from openreel.server.openai_videos import OpenAIServingVideos, attach_router
-from openreel.server.protocol import error_body
+from openreel.server.protocol import error_body, public_message
 from openreel.server.settings import Settings
 from openreel.server.studio_api import attach_studio
 
@@ -53,10 +53,11 @@ def _param_from_loc(loc: tuple) -> str | None:
 
 def install_exception_handlers(app: FastAPI) -> None:
     @app.exception_handler(OpenreelError)
-    async def openreel_error(_request: Request, exc: OpenreelError) -> JSONResponse:
+    async def openreel_error(request: Request, exc: OpenreelError) -> JSONResponse:
         if exc.status >= 500:
             log.error("request failed: %s (%s)", exc.message, exc.code)
-        return error_response(exc.status, exc.message, param=exc.param, code=exc.code)
+        message = public_message(exc.message, request.app.state.settings.private_roots())
+        return error_response(exc.status, message, param=exc.param, code=exc.code)
 
     @app.exception_handler(RequestValidationError)
     async def request_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -47,12 +47,15 @@ from openreel.server.protocol import (
     VideoDeleted,
     VideoError,
     VideoList,
+    public_message,
 )
 from openreel.server.settings import Settings
 
 log = logging.getLogger("openreel.server")
 RequestModel = TypeVar("RequestModel", bound=BaseModel)
 
+# The kinds of job the Videos routes show and delete (stills have their own routes).
+VIDEO_KINDS = ("video", "recut")
 VARIANTS = {
     "video": ("video", "video/mp4"),
     "thumbnail": ("thumbnail", "image/jpeg"),
@@ -112,7 +115,10 @@ class OpenAIServingVideos:
     def to_video(self, job: JobRecord, *, queue_position: int | None = None) -> Video:
         status = job.status if job.status in (QUEUED, IN_PROGRESS, COMPLETED, FAILED) else FAILED
         error = (
-            VideoError(code=job.error_code or "failed", message=job.error_message or "")
+            VideoError(
+                code=job.error_code or "failed",
+                message=public_message(job.error_message or "", self.settings.private_roots()),
+            )
             if status == FAILED
             else None
         )
@@ -293,7 +299,7 @@ class OpenAIServingVideos:
         )
 
     def delete(self, video_id: str, owner: str) -> VideoDeleted:
-        job = self.store.delete(video_id, owner)
+        job = self.store.delete(video_id, owner, kinds=VIDEO_KINDS)
         if job is None:
             raise NotFound(f"no video with id {video_id!r}", param="video_id", code="video_not_found")
         # A job running here is stopped by its worker, which then removes the folder itself

@@ -8,6 +8,7 @@ JSON keys) and come back in the ``openreel`` field of the Video object.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -68,6 +69,15 @@ class ErrorResponse(BaseModel):
 def error_type(status: int) -> str:
     """OpenAI's ``type`` for a status: client mistakes are invalid_request_error, ours server_error."""
     return "server_error" if status >= 500 else "invalid_request_error"
+
+
+def public_message(message: str, roots: tuple[str, ...]) -> str:
+    """``message`` without the server's own paths: a file under one of ``roots`` (outputs,
+    uploads, the openreel folder) is named by what it is to the caller, not where it lies."""
+    for root in sorted(roots, key=len, reverse=True):
+        if root and root in message:
+            message = re.sub(re.escape(root) + r"[^\s'\"),;]*", "<server file>", message)
+    return message
 
 
 def error_body(status: int, message: str, *, param: str | None = None, code: str | None = None) -> dict:

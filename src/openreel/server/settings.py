@@ -86,6 +86,11 @@ class Settings(BaseModel):
     def uploads_path(self) -> Path:
         return Path(self.upload_dir) if self.upload_dir else paths.home() / "uploads"
 
+    def private_roots(self) -> tuple[str, ...]:
+        """Folders whose paths never leave the server in a message."""
+        folders = (self.outputs_path, self.uploads_path, paths.home())
+        return tuple({str(path) for path in folders} | {str(path.resolve()) for path in folders})
+
     def model_aliases(self) -> dict[str, str]:
         fallback = None
         if self.sora_2_model is None or self.sora_2_pro_model is None:
