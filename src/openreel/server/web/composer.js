@@ -91,12 +91,14 @@ export function createComposer({ onCreated }) {
       }
       if (group.children.length) modelSelect.append(group);
     }
-    fields.resolution.options[0].textContent = `Server default (${defaults.size || "its own"})`;
+    // Short enough for a half-width select; the size itself shows in the aspect control.
+    fields.resolution.options[0].textContent = "Default";
     fields.seconds.placeholder = defaults.seconds || "4";
     fields.size.placeholder = defaults.size || "1280x720";
     if (keepStyle && styles.has(keepStyle)) styleSelect.value = keepStyle;
     if (keepModel && optionExists(modelSelect, keepModel)) modelSelect.value = keepModel;
     restoreDraft();
+    syncAspect(); // the default size is known now
     describeStyle();
     describeModel();
   }
@@ -184,6 +186,8 @@ export function createComposer({ onCreated }) {
     return form.querySelector("input[name=size_mode]:checked").value;
   }
 
+  let lastAspect = "16:9";
+
   function setSizeMode(mode) {
     form.querySelector(`input[name=size_mode][value="${mode}"]`).checked = true;
     $("size-named").hidden = mode !== "named";
@@ -192,8 +196,31 @@ export function createComposer({ onCreated }) {
   }
 
   // The server's default is an exact size: an aspect ratio means something only with a resolution.
+  // Meanwhile the aspect control shows the shape the default size will have, not a stale choice.
   function syncAspect() {
-    fields.aspect.disabled = !fields.resolution.value;
+    const usingDefault = !fields.resolution.value;
+    fields.aspect.disabled = usingDefault;
+    let shown = fields.aspect.querySelector("option[data-default-size]");
+    if (usingDefault) {
+      if (!shown) {
+        shown = el("option", { value: "", dataset: { defaultSize: "" } });
+        fields.aspect.prepend(shown);
+      }
+      if (fields.aspect.value) lastAspect = fields.aspect.value;
+      shown.textContent = shapeOf(defaults.size);
+      fields.aspect.value = "";
+    } else if (shown) {
+      const chosen = fields.aspect.value; // a filled-in recipe or draft may have set one already
+      shown.remove();
+      fields.aspect.value = chosen || lastAspect;
+    }
+  }
+
+  function shapeOf(size) {
+    const [width, height] = String(size || "").split("x").map(Number);
+    if (!width || !height) return "The server's own";
+    const shape = width > height ? "landscape" : width < height ? "portrait" : "square";
+    return `${width}×${height} ${shape}`;
   }
 
   // --- image upload (drag and drop or file picker) ---

@@ -32,9 +32,11 @@ export function formatDuration(seconds) {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
-export function formatEta(seconds) {
+export function formatEta(seconds, progress = 100) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "";
-  if (seconds < 1) return "almost done";
+  // A pace measured on the first steps says little about decoding and encoding still to come:
+  // "almost done" only near the end.
+  if (seconds < 1) return progress >= 90 ? "almost done" : "";
   if (seconds < 90) return `about ${Math.ceil(seconds)} s left`;
   if (seconds < 5400) return `about ${Math.round(seconds / 60)} min left`;
   return `about ${(seconds / 3600).toFixed(1)} h left`;

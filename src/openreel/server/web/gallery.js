@@ -8,6 +8,7 @@
 import { VIDEO_ACTIONS } from "./actions.js";
 import { api, ApiError, forgetMedia, mediaUrl } from "./api.js";
 import { el, formatDuration, formatEta, formatSeconds, formatTime, stageLabel } from "./dom.js";
+import { errorView } from "./errors.js";
 import { lineage } from "./lineage.js";
 
 const PAGE_SIZE = 50;
@@ -150,7 +151,7 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
       lineage: el("p", { class: "lineage" }),
       progress: el("progress", { max: "100" }),
       progressText: el("p", { class: "progress-text", "aria-live": "polite" }),
-      error: el("p", { class: "video-error" }),
+      error: el("div", { class: "video-error", role: "alert" }),
       variations: el("div", { class: "variation-picker", role: "group" }),
       actions: el("div", { class: "card-actions" }),
     };
@@ -201,7 +202,7 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
       const bits = [stageLabel(info.stage)];
       if (info.total_steps) bits.push(`step ${info.step ?? 0} of ${info.total_steps}`);
       bits.push(`${video.progress}%`);
-      const eta = formatEta(info.eta_seconds);
+      const eta = formatEta(info.eta_seconds, video.progress);
       if (eta) bits.push(eta);
       parts.progressText.textContent = bits.join(" · ");
     } else if (video.status === "completed") {
@@ -211,7 +212,12 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
       parts.progressText.textContent = "Failed";
     }
     parts.error.hidden = video.status !== "failed";
-    parts.error.textContent = video.error ? video.error.message || video.error.code : "";
+    // Rebuilt only when the error changes, so an open "Details" stays open across polls.
+    const errorKey = video.status === "failed" ? JSON.stringify(video.error || {}) : "";
+    if (card.errorKey !== errorKey) {
+      card.errorKey = errorKey;
+      parts.error.replaceChildren(...(errorKey ? errorView(video.error) : []));
+    }
 
     renderVariations(card);
     renderMedia(card);

@@ -1,0 +1,55 @@
+// A failed video's error, as a person reads it: what happened in one sentence, the action that
+// fixes it, and the server's full message folded away (it is written for the command line).
+
+import { el } from "./dom.js";
+
+// code -> [sentence, action]. The action is what a button next to the sentence does.
+const EXPLAINED = {
+  weights_missing: ["This model is not downloaded on this machine.", "pick-model"],
+  model_not_found: ["This server does not have that model.", "pick-model"],
+  unsupported_mode: ["This model cannot make this kind of video.", "pick-model"],
+  out_of_memory: ["This machine ran out of memory for this video.", "smaller"],
+  invalid_request: ["The server could not use these settings.", "edit-settings"],
+  invalid_recipe: ["The recipe this video was to replay is not valid.", null],
+  cancelled: ["Stopped before it finished.", null],
+};
+
+const ACTION_LABELS = {
+  "pick-model": "Pick another model",
+  smaller: "Try a smaller size",
+  "edit-settings": "Change the settings",
+};
+
+export function explainError(error) {
+  const code = error?.code || "";
+  const [sentence, action] = EXPLAINED[code] || ["Something went wrong while making this video.", null];
+  return { sentence, action, details: error?.message || code || "" };
+}
+
+// The composer field each action takes a person to.
+function focusComposer(action) {
+  const target = { "pick-model": "model", smaller: "resolution", "edit-settings": "prompt" }[action];
+  const field = document.getElementById(target);
+  if (!field) return;
+  field.scrollIntoView({ block: "center" });
+  field.focus();
+}
+
+export function errorView(error) {
+  const { sentence, action, details } = explainError(error);
+  const parts = [el("p", { class: "error-sentence" }, sentence)];
+  if (action) {
+    parts.push(
+      el(
+        "button",
+        { type: "button", class: "secondary", onclick: () => focusComposer(action) },
+        ACTION_LABELS[action],
+      ),
+    );
+  }
+  if (details && details !== sentence) {
+    const summary = el("summary", {}, "What the server said");
+    parts.push(el("details", { class: "error-details" }, summary, el("p", {}, details)));
+  }
+  return parts;
+}
