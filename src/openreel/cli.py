@@ -965,10 +965,14 @@ def verify(
 
         print(json.dumps(report.to_dict(), indent=2))
         return
-    console.print(report.summary, highlight=False)
+    manifest = report.summary.split("; ", 1)[0]
+    console.print(f"[bold]manifest[/]: {manifest}", highlight=False)
     claims = report.manifest.to_dict().get("claims") or {}
     for key, value in claims.items():
         console.print(f"  [bold]{key}[/]: {value}", highlight=False)
+    console.print(f"[bold]watermark[/]: {report.mark_summary}", highlight=False)
+    if report.record_summary:
+        console.print(f"[bold]on record[/]: {report.record_summary}", highlight=False)
 
 
 @app.command()
