@@ -112,7 +112,8 @@ def test_out_of_memory_everywhere_keeps_the_latents_and_resume_decodes_them(
 def saved_latents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     with monkeypatch.context() as patch:
         inject_oom(patch, float("inf"))
-        runner.invoke(app, ["generate", "a lighthouse at dusk", *ARGS, "--output", str(tmp_path / "clip.mp4")])
+        output = str(tmp_path / "clip.mp4")
+        runner.invoke(app, ["generate", "a lighthouse at dusk", *ARGS, "--output", output])
     return tmp_path / "clip.latents.pt"
 
 

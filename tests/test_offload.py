@@ -73,9 +73,10 @@ def test_the_runner_offloads_every_component_on_an_accelerator(
     onloads: list[torch.device] = []
     apply = offload.apply_group_offload
 
-    def on_cpu(pipe: Any, onload: torch.device) -> list[str]:
+    def on_cpu(pipe: Any, onload: torch.device, **options: Any) -> list[str]:
         onloads.append(onload)
-        return apply(pipe, torch.device("cpu"))  # the accelerator's stand-in
+        # The CPU is the accelerator's stand-in (no CUDA streams there).
+        return apply(pipe, torch.device("cpu"), **{**options, "use_stream": False})
 
     monkeypatch.setattr(offload, "apply_group_offload", on_cpu)
     spec = VideoSpec(prompt="a car", model=CARD.id, seconds=1.0, width=96, height=64, seed=1).validated()

@@ -347,6 +347,13 @@ def generate(
             help="Finish a run from its saved latents (<video>.latents.pt) without denoising again.",
         ),
     ] = None,
+    memory: Annotated[
+        str,
+        typer.Option(
+            help="auto: the fewest memory savings that fit (--dry-run says which and why); "
+            "fast: everything on the device, or an error; low: every saving (offloading, tiling).",
+        ),
+    ] = "auto",
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
@@ -384,6 +391,7 @@ def generate(
                 image=str(image) if image else None,
                 prompt_schedule=tuple(parse_schedule_entry(entry) for entry in at or ()),
                 references=tuple(str(path) for path in reference or ()),
+                memory=memory,
             )
             if character:
                 spec = _with_character(spec, character)

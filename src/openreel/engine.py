@@ -773,9 +773,15 @@ def _check_writable(output: Path, suffixes: tuple[str, ...] = (".mp4",)) -> None
         raise SpecError(f"cannot write {output}: it is a folder", param="output")
 
 
+_UNMARKED = frozenset({"memory"})
+
+
 def _video_id(spec: VideoSpec, model: dict[str, Any], seed: int) -> str:
     """A stable id for what a recipe makes: the same recipe and seed name the same video."""
-    recipe = json.dumps({"spec": spec.to_dict(), "model": model, "seed": seed}, sort_keys=True)
+    # How the model fit in memory is not what the video is: the same recipe in any memory mode
+    # (and recipes older than the field) keep one id.
+    data = {k: v for k, v in spec.to_dict().items() if k not in _UNMARKED}
+    recipe = json.dumps({"spec": data, "model": model, "seed": seed}, sort_keys=True)
     return hashlib.sha256(recipe.encode()).hexdigest()[:20]
 
 

@@ -16,14 +16,25 @@ from openreel.errors import SpecError, UnsupportedModeError
 from openreel.hardware import Hardware
 from openreel.models.catalog import ModelCard, all_cards
 from openreel.models.families import family_module
-from openreel.spec import VideoSpec
+from openreel.spec import MEMORY_MODES, VideoSpec
 from openreel.styles import Style, apply_style
 
 
 @dataclass(frozen=True)
 class MemoryPlan:
+    """How the weights and activations fit this device (``--memory``); the runner applies it."""
+
+    mode: str = "auto"
     vae_tiling: bool = False
+    vae_slicing: bool = False
+    # diffusers group offloading of every component but the VAE: "block_level" (one block on
+    # the device at a time) or "leaf_level" (one layer: least memory, most transfers).
     group_offload: bool = False
+    offload_type: str = "block_level"
+    offload_streams: bool = False  # CUDA streams overlap the next group's transfer with compute
+    offload_to_disk: bool = False  # offloaded weights on disk, not in system memory
+    # Denoiser weights stored in float8 and upcast layer by layer for compute (lossy, small).
+    layerwise_fp8: bool = False
     reason: str = "fits in memory"
 
 
@@ -453,7 +464,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         out_frames=out_frames,
         device=hardware.device,
         dtype=hardware.dtype,
-        memory=plan_memory(card, hardware, model_w, model_h, windows[0].num_frames),
+        memory=plan_memory(card, hardware, model_w, model_h, windows[0].num_frames, spec.memory),
         style=style.id if style else None,
         options=dict(card.options),
         windows=windows,
@@ -491,18 +502,105 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
     )
 
 
-def plan_memory(card: ModelCard, hardware: Hardware, width: int, height: int, frames: int) -> MemoryPlan:
-    """Choose VAE tiling and group offloading from the card's needs scaled to this size."""
+def plan_memory(
+    card: ModelCard,
+    hardware: Hardware,
+    width: int,
+    height: int,
+    frames: int,
+    mode: str = "auto",
+    ram_gib: float | None = None,
+) -> MemoryPlan:
+    """Choose dtype savings, offloading and VAE tiling from the card's weights (its full-size
+    parameter counts) and its activations scaled to this clip, against this device's free memory
+    (``ram_gib``: system memory, where offloaded weights go; on a CPU the same memory).
+
+    fast: everything resident, or a clear error when it cannot be. low: every saving this
+    device has. auto: the fewest savings that fit, each one said with its reason."""
+    if mode not in MEMORY_MODES:
+        modes = ", ".join(MEMORY_MODES)
+        raise SpecError(f"unknown memory mode {mode!r}; choose one of {modes}", param="memory")
+    free = hardware.memory_gib * 0.9
+    ram = (hardware.memory_gib if hardware.device == "cpu" else ram_gib or _system_gib()) * 0.9
     scale = (width * height * frames) / (card.native_area * card.max_frames)
-    need = card.memory_gib * max(0.5, scale)
-    if need <= hardware.memory_gib * 0.9:
-        return MemoryPlan()
-    if need * 0.7 <= hardware.memory_gib * 0.9:
-        return MemoryPlan(
-            vae_tiling=True, reason=f"~{need:.0f} GiB needed, {hardware.memory_gib:.0f} free: VAE tiling"
-        )
+    weights = card.weights_gib
+    activations = (card.memory_gib - weights) * max(0.5, scale)
+    need = weights + activations
+    have = f"~{need:.1f} GiB needed ({weights:.1f} of weights), {hardware.memory_gib:.1f} GiB free"
+    cuda = hardware.device == "cuda"
+    if mode == "fast":
+        if need > free:
+            raise SpecError(
+                f"--memory fast keeps all of {card.id} on the {hardware.device}: {have}. "
+                "Use --memory auto (or low) to offload, or a shorter or smaller clip",
+                param="memory",
+            )
+        return MemoryPlan(mode, reason=f"fast: everything resident; {have}")
+    if mode == "low":
+        return _lowest(card, hardware, ram, weights, have)
+    if need <= free:
+        return MemoryPlan(mode, reason=f"fits in memory: {have}")
+    if need * 0.7 <= free:
+        # The VAE decode of the whole clip is the peak beyond the denoiser's own.
+        return MemoryPlan(mode, vae_tiling=True, reason=f"{have}: VAE tiling keeps the decode's peak down")
+    # Offloaded: one block of the denoiser resident (two with streams), the rest in system memory.
+    block = weights / max(card.dit_depth, 1) * (2 if cuda else 1)
+    leaf = activations * 0.7 + block > free
+    fp8 = cuda and weights > ram
+    disk = weights / (2 if fp8 else 1) > ram
+    parts = [
+        "VAE tiling and slicing",
+        f"{'leaf' if leaf else 'block'}-level group offloading" + (" with CUDA streams" if cuda else ""),
+    ]
+    if fp8:
+        parts.append(f"float8 weight storage ({weights:.0f} GiB of weights > {ram / 0.9:.0f} GiB of RAM)")
+    if disk:
+        parts.append("offloaded weights on disk (they do not fit in system memory)")
     return MemoryPlan(
+        mode,
         vae_tiling=True,
+        vae_slicing=True,
         group_offload=True,
-        reason=f"~{need:.0f} GiB needed, {hardware.memory_gib:.0f} free: VAE tiling and group offloading",
+        offload_type="leaf_level" if leaf else "block_level",
+        offload_streams=cuda,
+        offload_to_disk=disk,
+        layerwise_fp8=fp8,
+        reason=f"{have}: " + ", ".join(parts),
     )
+
+
+def _lowest(card: ModelCard, hardware: Hardware, ram: float, weights: float, have: str) -> MemoryPlan:
+    """--memory low: the least device memory this device can run with, at some speed."""
+    if hardware.device == "cpu":
+        # On a CPU the weights are already in system memory: the saving left is to keep the
+        # offloaded blocks on disk and load each when it runs.
+        return MemoryPlan(
+            "low",
+            vae_tiling=True,
+            vae_slicing=True,
+            group_offload=True,
+            offload_to_disk=True,
+            reason=f"low: {have}: VAE tiling and slicing, block-level offloading to disk",
+        )
+    cuda = hardware.device == "cuda"
+    return MemoryPlan(
+        "low",
+        vae_tiling=True,
+        vae_slicing=True,
+        group_offload=True,
+        offload_type="leaf_level",
+        offload_streams=cuda,
+        offload_to_disk=weights > ram,
+        layerwise_fp8=cuda,
+        reason=(
+            f"low: {have}: VAE tiling and slicing, leaf-level group offloading"
+            + (" with CUDA streams, float8 weight storage" if cuda else "")
+            + (", offloaded weights on disk" if weights > ram else "")
+        ),
+    )
+
+
+def _system_gib() -> float:
+    from openreel.hardware import _system_available_gib
+
+    return _system_available_gib()

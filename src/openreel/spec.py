@@ -27,6 +27,7 @@ MODES = ("t2v", "i2v", "remix", "extend", "loop", "blend", "storyboard")
 CURVES = ("linear", "ease", "ease-in", "ease-out")
 # Sora's named remix strengths: how much of the denoising schedule is re-run over the source.
 REMIX_STRENGTHS = {"subtle": 0.3, "mild": 0.5, "strong": 0.75}
+MEMORY_MODES = ("auto", "fast", "low")
 MIN_SIDE, MAX_SIDE = 64, 3840
 MIN_FPS, MAX_FPS = 1, 60
 MAX_VARIATIONS = 4
@@ -112,6 +113,9 @@ class VideoSpec:
     # Reference images of a character (paths), for models that take them ("references" mode on
     # the card: Wan VACE); with t2v, i2v or extend.
     references: tuple[str, ...] = ()
+    # How the model fits the device (plan.plan_memory): auto, fast or low. Frames are the same
+    # in every mode but low's and auto's float8 storage (said in the plan when chosen).
+    memory: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -163,6 +167,9 @@ class VideoSpec:
         negative = self.negative_prompt.strip() if self.negative_prompt else None
         schedule = _check_schedule(self.prompt_schedule, seconds)
         strength = _check_mode_inputs(self)
+        if self.memory not in MEMORY_MODES:
+            modes = ", ".join(MEMORY_MODES)
+            raise SpecError(f"unknown memory mode {self.memory!r}; choose one of {modes}", param="memory")
         return replace(
             self,
             prompt=prompt,

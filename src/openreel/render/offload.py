@@ -26,12 +26,22 @@ def is_vae(name: str) -> bool:
     return name == "vae" or name.endswith("_vae")
 
 
-def apply_group_offload(pipe: Any, onload: torch.device) -> list[str]:
-    """Block-level group offloading (one block on ``onload`` at a time, the rest on the CPU) for
-    every ``nn.Module`` component but the VAEs, which move to ``onload``. CUDA overlaps the next
-    block's transfer with the current one's work (``use_stream``). Returns the offloaded names."""
+def apply_group_offload(
+    pipe: Any,
+    onload: torch.device,
+    *,
+    offload_type: str = "block_level",
+    use_stream: bool | None = None,
+    disk: str | None = None,
+) -> list[str]:
+    """Group offloading (block level: one block on ``onload`` at a time; leaf level: one layer)
+    with the rest on the CPU, or in files under ``disk``, for every ``nn.Module`` component but
+    the VAEs, which move to ``onload``. CUDA overlaps the next group's transfer with the current
+    one's work (``use_stream``, by default on CUDA). Returns the offloaded names."""
     import torch
     from diffusers.hooks import apply_group_offloading
+
+    stream = onload.type == "cuda" if use_stream is None else use_stream
 
     offloaded = []
     for name, component in pipe.components.items():
@@ -40,14 +50,16 @@ def apply_group_offload(pipe: Any, onload: torch.device) -> list[str]:
         if is_vae(name):
             component.to(onload)
             continue
+        block = offload_type == "block_level"
         apply_group_offloading(
             component,
             onload_device=onload,
             offload_device=torch.device("cpu"),
-            offload_type="block_level",
-            num_blocks_per_group=1,
-            use_stream=onload.type == "cuda",
-            block_modules=block_path(component),
+            offload_type=offload_type,
+            num_blocks_per_group=1 if block else None,
+            use_stream=stream,
+            offload_to_disk_path=f"{disk}/{name}" if disk else None,
+            block_modules=block_path(component) if block else None,
         )
         offloaded.append(name)
     return offloaded

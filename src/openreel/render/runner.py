@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from openreel.errors import Cancelled, GenerationError, OutOfMemoryError, Unsupp
 from openreel.models.anchoring import LatentAnchor
 from openreel.models.catalog import ModelCard
 from openreel.models.families import family_module
-from openreel.plan import Plan, Window
+from openreel.plan import MemoryPlan, Plan, Window
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,8 +39,7 @@ class _LoadedKey:
     mode: str
     device: str
     dtype: str
-    vae_tiling: bool
-    group_offload: bool
+    memory: MemoryPlan
 
 
 class Runner:
@@ -52,9 +52,7 @@ class Runner:
         self.loads = 0  # how many times a pipeline was loaded from disk (tests check warmth)
 
     def pipeline(self, card: ModelCard, folder: Path, plan: Plan) -> Any:
-        key = _LoadedKey(
-            str(folder), "t2v", plan.device, plan.dtype, plan.memory.vae_tiling, plan.memory.group_offload
-        )
+        key = _LoadedKey(str(folder), "t2v", plan.device, plan.dtype, plan.memory)
         if key == self._key:
             return self._pipe
         self.unload()
@@ -84,20 +82,40 @@ class Runner:
 
     @staticmethod
     def _place(pipe: Any, plan: Plan) -> None:
-        if plan.memory.vae_tiling and hasattr(pipe, "vae") and hasattr(pipe.vae, "enable_tiling"):
-            pipe.vae.enable_tiling()
-        if plan.device == "cpu":
-            return
-        if plan.memory.group_offload:
-            import torch
+        """Apply the plan's memory choices (plan.plan_memory) to every component."""
+        import torch
 
+        memory = plan.memory
+        vae = getattr(pipe, "vae", None)
+        if memory.vae_tiling and hasattr(vae, "enable_tiling"):
+            vae.enable_tiling()
+        if memory.vae_slicing and hasattr(vae, "enable_slicing"):
+            vae.enable_slicing()
+        if memory.layerwise_fp8:
+            # Weights stored in float8, each layer upcast to the compute dtype when it runs:
+            # half the denoiser's bf16 memory (diffusers skips norms and embeddings by default).
+            for name in ("transformer", "transformer_2"):
+                model = getattr(pipe, name, None)
+                if model is not None and hasattr(model, "enable_layerwise_casting"):
+                    model.enable_layerwise_casting(
+                        storage_dtype=torch.float8_e4m3fn, compute_dtype=getattr(torch, plan.dtype)
+                    )
+        if memory.group_offload:
+            from openreel.paths import home
             from openreel.render.offload import apply_group_offload
 
-            # Block-level group offloading keeps one block group on the accelerator at a time; it
-            # works for every family, unlike model CPU offload's hooks on custom VAEs, and reaches
-            # the transformers text and image encoders too (their own API has no such method).
-            apply_group_offload(pipe, torch.device(plan.device))
-        else:
+            # Group offloading reaches every component but the VAE, the transformers text and
+            # image encoders too (their own API has no such method); it works with onload = CPU,
+            # where only offloading to disk saves memory.
+            disk = str(home() / "offload" / f"{os.getpid()}") if memory.offload_to_disk else None
+            apply_group_offload(
+                pipe,
+                torch.device(plan.device),
+                offload_type=memory.offload_type,
+                use_stream=memory.offload_streams,
+                disk=disk,
+            )
+        elif plan.device != "cpu":
             pipe.to(plan.device)
 
     def unload(self) -> None:
