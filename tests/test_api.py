@@ -206,7 +206,7 @@ def test_poll_after_header_while_waiting(client: TestClient) -> None:
     assert queued.json()["status"] == "queued" and queued.json()["openreel"]["queue_position"] == 0
     assert 250 <= int(queued.headers["openai-poll-after-ms"]) <= 10_000
     assert "openai-poll-after-ms" in client.get(f"/v1/videos/{first['id']}").headers
-    assert_error(client.get(f"/v1/videos/{second['id']}/content"), 409, code="video_not_ready")
+    assert_error(client.get(f"/v1/videos/{second['id']}/content"), 400, code="video_not_ready")
     FakeEngine.gate.set()
     wait_for(client, second["id"])
     assert "openai-poll-after-ms" not in client.get(f"/v1/videos/{second['id']}").headers
@@ -267,7 +267,7 @@ def test_not_found_everywhere(client: TestClient) -> None:
         assert_error(getattr(client, method)(path), 404)
     assert_error(client.get("/v1/videos", params={"after": "video_nope"}), 404, param="after")
     assert_error(client.put("/v1/videos"), 405, "method_not_allowed")
-    assert_error(client.get("/v1/videos", params={"limit": 0}), 400, param="limit")
+    assert_error(client.get("/v1/videos", params={"limit": 101}), 400, param="limit")
     assert_error(client.post("/v1/videos/video_x/remix", json={"prompt": "x"}), 404, "video_not_found")
 
 
@@ -586,7 +586,7 @@ def test_editing_errors_are_clear(client: TestClient) -> None:
     FakeEngine.gate = threading.Event()
     running = client.post("/v1/videos", json={"prompt": "still going", "model": "tiny-ltx"}).json()
     assert_error(
-        client.post(f"/v1/videos/{running['id']}/remix", json={"prompt": "x"}), 409, "video_not_ready"
+        client.post(f"/v1/videos/{running['id']}/remix", json={"prompt": "x"}), 400, "video_not_ready"
     )
     FakeEngine.gate.set()
     wait_for(client, running["id"])

@@ -364,3 +364,32 @@ def test_a_still_is_not_deleted_through_the_videos_route(client: TestClient) -> 
     assert_error(client.get(f"/v1/videos/{still_id}"), 404)
     assert_error(client.delete(f"/v1/videos/{still_id}"), 404)
     assert client.get(f"/v1/openreel/stills/{still_id}").status_code == 200
+
+
+# --- 10. OpenAI compatibility: limit=0, a not-finished video is not retried -------------------
+
+
+def test_limit_zero_is_a_valid_page(client: TestClient, finished: str) -> None:
+    page = client.get("/v1/videos?limit=0")
+    assert page.status_code == 200, page.text
+    assert page.json()["data"] == [] and page.json()["has_more"] is True
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_the_sdk_asks_once_for_an_unfinished_video(live_url: str) -> None:
+    """The SDK retries 409 and 5xx (twice by default): a not-finished download must not be one."""
+    import httpx
+    import openai
+
+    FakeEngine.gate = threading.Event()  # the job stays in progress
+    requests: list[str] = []
+    http = httpx.Client(event_hooks={"request": [lambda request: requests.append(request.url.path)]})
+    client = openai.OpenAI(base_url=f"{live_url}/v1", api_key="unused", http_client=http)
+    try:
+        video = client.videos.create(prompt="slow", model="sora-2", seconds="1", size="160x96")
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.videos.download_content(video.id)
+        assert refused.value.code == "video_not_ready"
+        assert requests.count(f"/v1/videos/{video.id}/content") == 1
+    finally:
+        FakeEngine.gate.set()

@@ -197,7 +197,7 @@ def test_unsupported_and_malformed_requests(client: openai.OpenAI, parent: Video
     waiting = client.videos.create(
         model="tiny-ltx", prompt="slow", seconds="1", size=SIZE, extra_body={"steps": 30}
     )
-    with pytest.raises(openai.ConflictError) as conflict:
+    with pytest.raises(openai.BadRequestError) as conflict:
         client.videos.remix(waiting.id, prompt="x")
     assert conflict.value.code == "video_not_ready"
     client.videos.delete(waiting.id)

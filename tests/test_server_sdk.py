@@ -143,7 +143,7 @@ def test_delete_cancels_a_running_job(server: Server) -> None:
     assert running.status == "in_progress"
     raw = client.videos.with_raw_response.retrieve(video.id)
     assert int(raw.headers["openai-poll-after-ms"]) >= 250
-    with pytest.raises(openai.ConflictError) as conflict:
+    with pytest.raises(openai.BadRequestError) as conflict:
         client.videos.download_content(video.id)
     assert conflict.value.code == "video_not_ready"
     assert client.videos.delete(video.id).deleted

@@ -178,7 +178,7 @@ def test_unknown_and_unfinished_videos(client: TestClient) -> None:
     FakeEngine.gate = threading.Event()
     waiting = client.post("/v1/videos", json={"prompt": "still going"}).json()
     for route in ("recipe", "provenance"):
-        assert_error(client.get(f"/v1/openreel/videos/{waiting['id']}/{route}"), 409, "video_not_ready")
+        assert_error(client.get(f"/v1/openreel/videos/{waiting['id']}/{route}"), 400, "video_not_ready")
     FakeEngine.gate.set()
     finished(client, waiting["id"])
 

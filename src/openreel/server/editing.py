@@ -6,7 +6,7 @@ downloads and deletes the same way. ``OpenreelServingModes`` turns a request int
 ``VideoSpec`` (or a recut / still job) on plain data and raises openreel errors; the routers
 below only move HTTP in and out.
 
-A source video named by id must be the caller's own (404 otherwise) and finished (409); its
+A source video named by id must be the caller's own (404 otherwise) and finished (400 video_not_ready); its
 output MP4 on this server is the engine's input. Uploaded images are checked by content like
 ``input_reference``; uploaded videos by the engine's own probe (a clear 400 when unreadable).
 """
@@ -45,7 +45,6 @@ from openreel.server.protocol import (
     ApiError,
     BlendRequest,
     Character,
-    Conflict,
     EditRequest,
     ErrorResponse,
     ExtendRequest,
@@ -55,6 +54,7 @@ from openreel.server.protocol import (
     ImagesResponse,
     LoopRequest,
     NotFound,
+    NotReady,
     PayloadTooLarge,
     RecutRequest,
     RemixRequest,
@@ -118,7 +118,7 @@ class OpenreelServingModes:
             raise NotFound(f"no video with id {video_id!r}", param=param, code="video_not_found")
         if job.status != COMPLETED:
             detail = f"it failed: {job.error_message}" if job.status == FAILED else f"it is {job.status}"
-            raise Conflict(
+            raise NotReady(
                 f"video {video_id} is not finished, so it cannot be used yet: {detail}",
                 param=param,
                 code="video_not_ready",
@@ -646,7 +646,7 @@ class OpenreelServingModes:
     def still_path(self, still_id: str, owner: str) -> tuple[Path, str]:
         job = self._still_job(still_id, owner)
         if job.status != COMPLETED:
-            raise Conflict(f"still {still_id} is {job.status.replace('_', ' ')}", code="still_not_ready")
+            raise NotReady(f"still {still_id} is {job.status.replace('_', ' ')}", code="still_not_ready")
         path = self.executor.job_dir(job.id) / job.outputs[0]["video"]
         if not path.is_file():
             raise NotFound(f"the image of still {still_id} is missing on the server", param="still_id")
@@ -719,7 +719,7 @@ def body_doc(model: type, files: dict[str, str] | None = None, *, json_only: boo
     return {"requestBody": {"required": True, "content": content}}
 
 
-NOT_READY = {409: {"model": ErrorResponse, "description": "A source video is not finished"}}
+NOT_READY = {400: {"model": ErrorResponse, "description": "Invalid, or a source video is not finished"}}
 _VIDEO_FILE = "A video file (MP4, WebM, MOV...) instead of video[id]."
 
 router = APIRouter()
@@ -965,8 +965,7 @@ def get_still(
 @router.get(
     "/v1/openreel/stills/{still_id}/content",
     response_class=FileResponse,
-    responses=ERRORS
-    | {409: {"model": ErrorResponse}, 200: {"content": {m: {} for m in STILL_MEDIA.values()}}},
+    responses=ERRORS | {200: {"content": {m: {} for m in STILL_MEDIA.values()}}},
     summary="Download a finished still",
     tags=["studio"],
 )

@@ -33,12 +33,12 @@ from openreel.server.media import ImageUpload, check_image, decode_image_url  # 
 from openreel.server.protocol import (
     OPENREEL_FIELDS,
     ApiError,
-    Conflict,
     ErrorResponse,
     Health,
     ModelList,
     ModelObject,
     NotFound,
+    NotReady,
     OpenreelInfo,
     OpenreelOutput,
     PayloadTooLarge,
@@ -317,7 +317,7 @@ class OpenAIServingVideos:
                 if job.status == FAILED
                 else f"it is {job.status.replace('_', ' ')} ({int(job.progress * 100)}%)"
             )
-            raise Conflict(f"video {video_id} has no content yet: {detail}", code="video_not_ready")
+            raise NotReady(f"video {video_id} has no content yet: {detail}", code="video_not_ready")
         key, media_type = VARIANTS[variant]
         output = next((o for o in job.outputs if o["variation"] == variation), None)
         if output is None:
@@ -429,7 +429,7 @@ async def create_video(
 @router.get("/v1/videos", response_model=VideoList, responses=ERRORS, summary="List videos", tags=["videos"])
 def list_videos(
     after: str | None = Query(None, description="The last id of the previous page."),
-    limit: int = Query(20, ge=1, le=100),
+    limit: int = Query(20, ge=0, le=100),
     order: Literal["asc", "desc"] = Query("desc"),
     principal: Principal = Depends(authenticate),
     serving: OpenAIServingVideos = Depends(get_serving),
@@ -475,7 +475,10 @@ def delete_video(
     "/v1/videos/{video_id}/content",
     responses=ERRORS
     | {
-        409: {"model": ErrorResponse, "description": "Not completed"},
+        400: {
+            "model": ErrorResponse,
+            "description": "Invalid request, or not completed yet (video_not_ready)",
+        },
         200: {"content": {"video/mp4": {}, "image/jpeg": {}}},
     },
     response_class=FileResponse,

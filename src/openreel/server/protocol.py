@@ -45,6 +45,14 @@ class Conflict(ApiError):
     status = 409
 
 
+class NotReady(ApiError):
+    """Asked for what a job has not made yet. A 400, not a 409: the SDK retries 409 (twice, at
+    once), which only repeats a question whose answer is "poll until completed"."""
+
+    code = "not_ready"
+    status = 400
+
+
 class PayloadTooLarge(ApiError):
     code = "payload_too_large"
     status = 413
@@ -121,6 +129,7 @@ def seconds_text(value: Any) -> Any:
         if not math.isfinite(number) or abs(number) > MAX_REQUEST_SECONDS:
             raise ValueError(f"seconds must be a finite number up to {MAX_REQUEST_SECONDS:g}")
     return value
+
 
 # openreel's settings beyond OpenAI's four fields, in the order they are echoed.
 OPENREEL_FIELDS = (

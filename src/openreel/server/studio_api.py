@@ -3,7 +3,7 @@
 ``GET /v1/openreel/styles`` and ``/models`` fill the composer's pickers; ``/videos/{id}/recipe``
 and ``/provenance`` fill a finished video's details. They sit behind the same ``authenticate``
 dependency as the OpenAI routes and answer only for the caller's own videos, with the same
-envelope errors (reusing ``OpenAIServingVideos.content_path`` for the 404 / 409 / 400 checks).
+envelope errors (reusing ``OpenAIServingVideos.content_path`` for the 404 and 400 checks).
 ``attach_studio`` mounts them and serves ``web/`` (static files, no build step) at ``/``.
 """
 
@@ -196,7 +196,7 @@ def list_model_cards(
 
 @router.get(
     "/videos/{video_id}/recipe",
-    responses=ERRORS | {409: {"model": ErrorResponse, "description": "Not completed"}},
+    responses=ERRORS,
     summary="How a finished video was made: spec, plan, seeds and credits",
 )
 async def video_recipe(
@@ -210,7 +210,7 @@ async def video_recipe(
 
 @router.get(
     "/videos/{video_id}/provenance",
-    responses=ERRORS | {409: {"model": ErrorResponse, "description": "Not completed"}},
+    responses=ERRORS,
     summary="The video's C2PA manifest and invisible watermark, checked",
 )
 async def video_provenance(

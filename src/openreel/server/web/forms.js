@@ -75,7 +75,7 @@ function fieldName(control) {
 
 export function plainError(error) {
   if (error.status === 401) return "This server needs an API key; enter it and try again.";
-  if (error.status === 409) return `Not yet: ${error.message}`;
+  if (error.status === 409 || /_not_ready$/.test(error.code || "")) return `Not yet: ${error.message}`;
   if (error.status === 413) return `Too large: ${error.message}`;
   return error.message || "The server refused the request.";
 }
