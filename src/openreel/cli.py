@@ -354,6 +354,12 @@ def generate(
             "fast: everything on the device, or an error; low: every saving (offloading, tiling).",
         ),
     ] = "auto",
+    quality: Annotated[
+        str,
+        typer.Option(
+            help="draft (turbo: fewer steps, cached transformer blocks), standard, or final (more steps).",
+        ),
+    ] = "standard",
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
@@ -392,6 +398,7 @@ def generate(
                 prompt_schedule=tuple(parse_schedule_entry(entry) for entry in at or ()),
                 references=tuple(str(path) for path in reference or ()),
                 memory=memory,
+                quality=quality,
             )
             if character:
                 spec = _with_character(spec, character)
@@ -789,6 +796,7 @@ def _print_plan(plan) -> None:
         ("seeds", ", ".join(map(str, plan.seeds))),
         ("device", f"{plan.device} ({plan.dtype})"),
         ("memory", plan.memory.reason),
+        *([("quality", plan.quality_note)] if plan.quality_note else []),
         ("estimated time", f"~{_duration(plan.estimated_seconds)} on {detect().name}"),
     ]
     table = Table(show_header=False, box=None)

@@ -781,6 +781,8 @@ def _video_id(spec: VideoSpec, model: dict[str, Any], seed: int) -> str:
     # How the model fit in memory is not what the video is: the same recipe in any memory mode
     # (and recipes older than the field) keep one id.
     data = {k: v for k, v in spec.to_dict().items() if k not in _UNMARKED}
+    if data.get("quality") == "standard":
+        del data["quality"]  # recipes older than the field keep their id
     recipe = json.dumps({"spec": data, "model": model, "seed": seed}, sort_keys=True)
     return hashlib.sha256(recipe.encode()).hexdigest()[:20]
 

@@ -114,6 +114,11 @@ class Plan:
     source_frames: int | None = 0
     # Storyboard keyframes after the start: (native frame index, "image" or "video", path).
     keyframes: tuple[tuple[int, str, str], ...] = ()
+    quality: str = "standard"
+    # A diffusers cache hook on the transformer ("FirstBlockCache:0.2"), or None.
+    cache: str | None = None
+    # What the quality changed, in words (the recipe and --dry-run say it).
+    quality_note: str = ""
 
     def for_window(self, window: Window) -> Plan:
         """This plan as one pipeline call sees it: the window's frames and prompt."""
@@ -356,6 +361,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
                 param="steps",
             )
         steps = len(distilled)
+    steps, cache, quality_note = plan_quality(card, spec.quality, steps, explicit=bool(spec.steps))
     if steps < card.min_steps:
         raise SpecError(f"{card.id} needs at least {card.min_steps} steps (got {steps})", param="steps")
     guidance = spec.guidance if spec.guidance is not None else card.default_guidance
@@ -473,6 +479,9 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         trailing=trailing,
         source_frames=source_frames,
         keyframes=keyframes,
+        quality=spec.quality,
+        cache=cache,
+        quality_note=quality_note,
         inputs={
             key: value
             for key, value in (
@@ -500,6 +509,44 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
             spec.num_frames,
         ),
     )
+
+
+# Families whose transformer blocks diffusers' FirstBlockCache knows (diffusers 0.42.1).
+CACHE_FAMILIES = frozenset({"cogvideox", "hunyuan", "ltx", "mochi", "wan"})
+# Caching on few-step runs collapses quality (diffusers #14025): only above this many steps.
+CACHE_MIN_STEPS = 8
+DRAFT_CACHE = "FirstBlockCache:0.2"
+
+
+def plan_quality(card: ModelCard, quality: str, steps: int, *, explicit: bool) -> tuple[int, str | None, str]:
+    """(steps, cache hook, what changed) for ``quality``. draft: half the steps (unless asked
+    for a number, or the card is distilled to its schedule) and, above 8 steps, FirstBlockCache
+    on the transformer; final: 1.5x the steps; standard: as the card (or the user) says."""
+    distilled = card.options.get("timesteps") is not None
+    if quality == "standard":
+        return steps, None, ""
+    changes: list[str] = []
+    if quality == "final":
+        if explicit or distilled:
+            return steps, None, "final: the steps as asked (a distilled schedule or a given count)"
+        more = math.ceil(steps * 1.5)
+        return more, None, f"final: {more} steps instead of {steps}"
+    if not (explicit or distilled):
+        fewer = max(card.min_steps, math.ceil(steps / 2))
+        changes.append(f"{fewer} steps instead of {steps}")
+        steps = fewer
+    cache = None
+    if card.family not in CACHE_FAMILIES:
+        changes.append(f"no block cache ({card.family}'s blocks are not registered with diffusers' cache)")
+    elif steps <= CACHE_MIN_STEPS:
+        changes.append(f"no block cache at {steps} steps (caching collapses few-step runs)")
+    else:
+        cache = DRAFT_CACHE
+        changes.append(
+            "FirstBlockCache (threshold 0.2): a step reuses the last residual when the first block "
+            "barely changed"
+        )
+    return steps, cache, "draft: " + "; ".join(changes)
 
 
 def plan_memory(

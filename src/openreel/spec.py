@@ -28,6 +28,7 @@ CURVES = ("linear", "ease", "ease-in", "ease-out")
 # Sora's named remix strengths: how much of the denoising schedule is re-run over the source.
 REMIX_STRENGTHS = {"subtle": 0.3, "mild": 0.5, "strong": 0.75}
 MEMORY_MODES = ("auto", "fast", "low")
+QUALITIES = ("draft", "standard", "final")
 MIN_SIDE, MAX_SIDE = 64, 3840
 MIN_FPS, MAX_FPS = 1, 60
 MAX_VARIATIONS = 4
@@ -116,6 +117,8 @@ class VideoSpec:
     # How the model fits the device (plan.plan_memory): auto, fast or low. Frames are the same
     # in every mode but low's and auto's float8 storage (said in the plan when chosen).
     memory: str = "auto"
+    # draft (turbo: fewer steps, cached transformer blocks), standard, or final (more steps).
+    quality: str = "standard"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -170,6 +173,9 @@ class VideoSpec:
         if self.memory not in MEMORY_MODES:
             modes = ", ".join(MEMORY_MODES)
             raise SpecError(f"unknown memory mode {self.memory!r}; choose one of {modes}", param="memory")
+        if self.quality not in QUALITIES:
+            choices = ", ".join(QUALITIES)
+            raise SpecError(f"unknown quality {self.quality!r}; choose one of {choices}", param="quality")
         return replace(
             self,
             prompt=prompt,

@@ -245,7 +245,7 @@ class Runner:
             arguments.update(family.reference_arguments(references))
         step_end = anchor.callback(callback) if anchor is not None else callback
         try:
-            with torch.inference_mode(), self._saving(latents, window.index):
+            with torch.inference_mode(), self._saving(latents, window.index), _cached(pipe, plan.cache):
                 if plan.upscale.method == "latent":
                     from openreel.models.weights import upsampler_folder
 
@@ -388,6 +388,29 @@ class _StepReporter:
             # re-runs part of the schedule) count their own total.
             self.on_step(index + 1, getattr(pipe, "num_timesteps", None) or self.plan.steps, self.phase)
         return {}
+
+
+@contextlib.contextmanager
+def _cached(pipe: Any, cache: str | None) -> Iterator[None]:
+    """The plan's cache hook on the transformer(s) for one call, removed after it, so a warm
+    pipeline runs the next plan as that plan says."""
+    models = [getattr(pipe, name, None) for name in ("transformer", "transformer_2")]
+    models = [model for model in models if model is not None and hasattr(model, "enable_cache")]
+    if cache is None or not models:
+        yield
+        return
+    from diffusers import FirstBlockCacheConfig
+
+    kind, _, threshold = cache.partition(":")
+    if kind != "FirstBlockCache":
+        raise GenerationError(f"unknown cache hook {cache!r} in the plan")
+    for model in models:
+        model.enable_cache(FirstBlockCacheConfig(threshold=float(threshold)))
+    try:
+        yield
+    finally:
+        for model in models:
+            model.disable_cache()
 
 
 def _conditions_natively(family: Any, card: ModelCard) -> bool:

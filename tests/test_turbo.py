@@ -1,0 +1,57 @@
+"""--quality draft (turbo): what it changes is in the plan and the recipe, and it does less work
+where the family allows: half the steps, and above 8 steps FirstBlockCache on the transformer
+(counted in transformer block evaluations on the Wan twin; never at 8 steps or fewer)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import pytest
+from diffusers.models.transformers.transformer_wan import WanTransformerBlock
+from typer.testing import CliRunner
+
+from openreel.cli import app
+
+runner = CliRunner()
+ARGS = ["--model", "tiny-wan", "--seconds", "1", "--size", "96x64", "--seed", "2", "-q"]
+
+
+def make(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch, *extra: str) -> tuple[dict, int]:
+    """The recipe of a run and how many transformer blocks it evaluated."""
+    calls = {"n": 0}
+    forward = WanTransformerBlock.forward
+
+    @functools.wraps(forward)  # the cache hook reads the block's signature
+    def counted(self, *args, **kwargs):
+        calls["n"] += 1
+        return forward(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(WanTransformerBlock, "forward", counted)
+        output = tmp_path / f"{name}.mp4"
+        result = runner.invoke(app, ["generate", "a harbour", *ARGS, "--output", str(output), *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(output.with_suffix(".json").read_text()), calls["n"]
+
+
+def test_draft_caches_blocks_above_eight_steps_and_says_so(tmp_path: Path, monkeypatch) -> None:
+    standard, full = make(tmp_path, "standard", monkeypatch, "--steps", "12")
+    draft, cached = make(tmp_path, "draft", monkeypatch, "--steps", "12", "--quality", "draft")
+    assert draft["plan"]["steps"] == 12 and draft["plan"]["cache"] == "FirstBlockCache:0.2"
+    assert "FirstBlockCache" in draft["plan"]["quality_note"]
+    assert standard["plan"]["cache"] is None and cached < full
+
+
+def test_draft_halves_the_default_steps_and_never_caches_few_steps(tmp_path: Path, monkeypatch) -> None:
+    standard, full = make(tmp_path, "standard", monkeypatch)
+    draft, fewer = make(tmp_path, "draft", monkeypatch, "--quality", "draft")
+    assert draft["plan"]["steps"] == standard["plan"]["steps"] // 2
+    assert draft["plan"]["cache"] is None and "no block cache" in draft["plan"]["quality_note"]
+    assert fewer == full // 2  # every block, every (remaining) step
+
+
+def test_an_unknown_quality_is_one_clear_error() -> None:
+    result = runner.invoke(app, ["generate", "a harbour", *ARGS, "--quality", "turbo", "--dry-run"])
+    assert result.exit_code != 0 and "unknown quality 'turbo'" in " ".join(result.output.split())
