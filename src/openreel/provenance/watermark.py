@@ -63,6 +63,7 @@ _SCALE_STEP = 0.004
 # after a high-pass of about three cells that takes the picture's own shading away.
 _INNER = 0.5
 _HIGHPASS = 15
+_CLIP_SIGMAS = 2.0
 _CANDIDATES = 3  # per axis, tried in pairs against the pilots
 # Pilot correlation in noise sigmas above which a mark is declared present. Noise gives a
 # normal score; the detector tries (_CANDIDATES + 1)**2 placements, so a clean clip passes with
@@ -363,6 +364,10 @@ class Detector:
         xs = _search_axis(self._columns, 0)
         ys = _search_axis(self._rows, 1)
         picture = _highpass((self._picture / self.frames_examined).astype(np.float32), _HIGHPASS)
+        # Edges leave large high-pass values that would outvote a whole cell: cap them at a few
+        # robust sigmas (the mark itself sits well inside).
+        limit = _CLIP_SIGMAS * 1.4826 * float(np.median(np.abs(picture))) + 1e-6
+        picture = np.clip(picture, -limit, limit)
         best: tuple[float, _Placement, _Placement, np.ndarray, np.ndarray] | None = None
         for px in xs:
             for py in ys:
