@@ -393,3 +393,75 @@ def test_the_sdk_asks_once_for_an_unfinished_video(live_url: str) -> None:
         assert requests.count(f"/v1/videos/{video.id}/content") == 1
     finally:
         FakeEngine.gate.set()
+
+
+# --- 8. retention: expires_at, the sweep, characters and stills listed and deleted ------------
+
+
+def test_finished_videos_expire_and_the_sweep_removes_files_and_rows(settings: Settings) -> None:
+    settings.retention = "1h"
+    with TestClient(build_app(settings, engine_factory=FakeEngine), client=LOOPBACK) as http:
+        form = {"prompt": (None, "a"), "model": (None, "tiny-ltx")}
+        made = http.post("/v1/videos", files={**form, "input_reference": ("a.png", png(), "image/png")})
+        video = wait_for(http, made.json()["id"])
+        assert video["status"] == "completed"
+        assert video["expires_at"] == pytest.approx(video["completed_at"] + 3600, abs=2)
+        kept = wait_for(http, http.post("/v1/videos", json={"prompt": "kept"}).json()["id"])
+        executor, store = http.app.state.executor, http.app.state.store
+        folder, upload = executor.job_dir(video["id"]), store.get(video["id"]).input_reference
+        assert folder.is_dir() and Path(upload).is_file()
+        assert executor.sweep(now=video["completed_at"] + 60) == []  # not yet
+        with store._write() as conn:  # the first one finished long ago
+            from openreel.jobs.store import jobs
+
+            conn.execute(jobs.update().where(jobs.c.id == video["id"]).values(expires_at=time.time() - 1))
+        assert executor.sweep() == [video["id"]]
+        assert not folder.exists() and not Path(upload).exists()
+        assert store.get(video["id"], include_deleted=True) is None
+        assert_error(http.get(f"/v1/videos/{video['id']}"), 404)
+        assert http.get(f"/v1/videos/{kept['id']}").json()["status"] == "completed"
+        # A deleted video's row goes too, once the grace for paging cursors has passed.
+        http.delete(f"/v1/videos/{kept['id']}")
+        assert executor.sweep(now=time.time() + executor.deleted_grace_s + 1) == [kept["id"]]
+
+
+def test_retention_is_read_from_durations() -> None:
+    assert Settings(retention="7d").retention == 7 * 86400
+    assert Settings(retention="90").retention == 90
+    assert Settings(retention="never").retention is None
+    with pytest.raises(ValueError):
+        Settings(retention="soon")
+
+
+def test_characters_and_stills_are_listed_and_deleted(client: TestClient, settings: Settings) -> None:
+    made = client.post(
+        "/v1/videos/characters", files={"name": (None, "bob"), "image": ("a.png", png(), "image/png")}
+    )
+    assert made.status_code == 200, made.text
+    character = made.json()
+    listed = client.get("/v1/videos/characters").json()
+    assert listed["object"] == "list" and [c["id"] for c in listed["data"]] == [character["id"]]
+    folder = settings.uploads_path / "characters" / character["id"]
+    assert folder.is_dir()
+    deleted = client.delete(f"/v1/videos/characters/{character['id']}").json()
+    assert deleted == {"id": character["id"], "object": "video.character.deleted", "deleted": True}
+    assert not folder.exists() and client.get("/v1/videos/characters").json()["data"] == []
+    assert_error(client.get(f"/v1/videos/characters/{character['id']}"), 404)
+    assert_error(client.delete(f"/v1/videos/characters/{character['id']}"), 404)
+
+    still = client.post(
+        "/v1/openreel/stills", json={"prompt": "a", "model": "tiny-wan", "size": "64x64"}
+    ).json()
+    client.post("/v1/videos", json={"prompt": "a video is not a still"})
+    deadline = time.monotonic() + 10
+    while client.get(f"/v1/openreel/stills/{still['id']}").json()["status"] != "completed":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    page = client.get("/v1/openreel/stills").json()
+    assert [s["id"] for s in page["data"]] == [still["id"]] and page["has_more"] is False
+    folder = client.app.state.executor.job_dir(still["id"])
+    assert folder.is_dir()
+    gone = client.delete(f"/v1/openreel/stills/{still['id']}").json()
+    assert gone == {"id": still["id"], "object": "openreel.still.deleted", "deleted": True}
+    assert not folder.exists() and client.get("/v1/openreel/stills").json()["data"] == []
+    assert_error(client.get(f"/v1/openreel/stills/{still['id']}"), 404)

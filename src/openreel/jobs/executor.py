@@ -90,6 +90,16 @@ def remove_job_files(directory: Path) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+def remove_upload_path(path: str | None) -> None:
+    """A job's uploads: one file (an input_reference) or its folder (a storyboard's cards)."""
+    if not path:
+        return
+    if Path(path).is_dir():
+        remove_job_files(Path(path))
+    else:
+        Path(path).unlink(missing_ok=True)
+
+
 class LocalExecutor:
     def __init__(
         self,
@@ -104,6 +114,9 @@ class LocalExecutor:
         stale_after_s: float = 120.0,
         progress_every_s: float = 0.5,
         cancel_check_every_s: float = 1.0,
+        retention_s: float | None = None,
+        sweep_every_s: float = 60.0,
+        deleted_grace_s: float = 3600.0,
     ):
         self.store = store
         self.outputs_dir = Path(outputs_dir)
@@ -119,6 +132,10 @@ class LocalExecutor:
         self.stale_after_s = stale_after_s
         self.progress_every_s = progress_every_s
         self.cancel_check_every_s = cancel_check_every_s
+        # None keeps every finished job; otherwise it expires this long after it finished.
+        self.retention_s = retention_s
+        self.sweep_every_s = sweep_every_s
+        self.deleted_grace_s = deleted_grace_s
         self._stopping = threading.Event()
         # One permit per job submitted here: an idle worker wakes at once instead of at its next poll.
         self._wake = threading.Semaphore(0)
@@ -197,8 +214,9 @@ class LocalExecutor:
 
     def _keep_alive(self) -> None:
         prefix = f"{this_host()}:"
-        last_recover = time.monotonic()
-        while not self._stopping.wait(self.heartbeat_s):
+        last_recover = last_sweep = time.monotonic()
+        self._sweep_safely()
+        while not self._stopping.wait(min(self.heartbeat_s, self.sweep_every_s)):
             try:
                 self.store.heartbeat(self.running(), prefix)
                 if time.monotonic() - last_recover > self.stale_after_s / 2:
@@ -206,6 +224,29 @@ class LocalExecutor:
                     self.store.recover(stale_after=self.stale_after_s, on_requeue=self._clean_before_rerun)
             except Exception:  # the database may be restarting; the next beat tries again
                 log.exception("heartbeat failed")
+            if time.monotonic() - last_sweep >= self.sweep_every_s:
+                last_sweep = time.monotonic()
+                self._sweep_safely()
+
+    def _sweep_safely(self) -> None:
+        try:
+            self.sweep()
+        except Exception:  # a sweep that fails now runs again at the next interval
+            log.exception("expiry sweep failed")
+
+    def sweep(self, now: float | None = None) -> list[str]:
+        """Remove expired jobs and long-deleted ones: files first (outputs, uploads), then rows, so
+        a crash in between leaves a row whose files are gone (swept again), never orphan files."""
+        records = self.store.sweepable(
+            time.time() if now is None else now, deleted_grace_s=self.deleted_grace_s
+        )
+        for record in records:
+            remove_job_files(self.job_dir(record.id))
+            remove_upload_path(record.input_reference)
+        self.store.purge([record.id for record in records])
+        if records:
+            log.info("expiry sweep removed %s jobs", len(records))
+        return [record.id for record in records]
 
     def _work(self, index: int) -> None:
         name = worker_name(f"w{index}")
@@ -247,7 +288,7 @@ class LocalExecutor:
         keeps its claim without heartbeats, and recovery requeues or fails it once the claim is stale."""
         for attempt in range(3):
             try:
-                self.store.fail(job.id, name, code, message)
+                self.store.fail(job.id, name, code, message, retention_s=self.retention_s)
                 return
             except Exception:
                 log.exception("could not record the failure of job %s (attempt %s)", job.id, attempt + 1)
@@ -324,7 +365,7 @@ class LocalExecutor:
         else:
             credits = getattr(result, "credits", None) or {}
             outputs = [self._describe(output, directory) | {"credits": credits} for output in result.outputs]
-            if not self.store.complete(job.id, name, outputs):
+            if not self.store.complete(job.id, name, outputs, retention_s=self.retention_s):
                 # Deleted (or given away) while the last frames were encoded.
                 self._after_cancel(job, name, directory)
         finally:
@@ -367,7 +408,7 @@ class LocalExecutor:
 
     def _finish_failed(self, job: JobRecord, name: str, directory: Path, code: str, message: str) -> None:
         try:
-            recorded = self.store.fail(job.id, name, code, message)
+            recorded = self.store.fail(job.id, name, code, message, retention_s=self.retention_s)
         except Exception:
             log.exception("could not record the failure of job %s", job.id)
             remove_job_files(directory)

@@ -545,6 +545,7 @@ class JobStore:
         limit: int = 20,
         order: str = "desc",
         exclude_kinds: tuple[str, ...] = (),
+        kinds: tuple[str, ...] | None = None,
     ) -> tuple[list[JobRecord], bool]:
         """A page of the owner's jobs in creation order and whether more follow.
 
@@ -555,6 +556,8 @@ class JobStore:
         query = sa.select(jobs).where(jobs.c.owner == owner, jobs.c.deleted_at.is_(None))
         if exclude_kinds:
             query = query.where(jobs.c.kind.not_in(exclude_kinds))
+        if kinds is not None:
+            query = query.where(jobs.c.kind.in_(kinds))
         with self._read() as conn:
             if after is not None:
                 # Deleted jobs still work as cursors: a client paging while deleting is not broken.
@@ -715,7 +718,11 @@ class JobStore:
                 .values(heartbeat_at=time.time())
             )
 
-    def complete(self, job_id: str, worker: str, outputs: list[dict[str, Any]]) -> bool:
+    def complete(
+        self, job_id: str, worker: str, outputs: list[dict[str, Any]], *, retention_s: float | None = None
+    ) -> bool:
+        """Finish a job; with ``retention_s`` it expires that long after (the sweep removes it)."""
+        now = time.time()
         return self._update_claimed(
             job_id,
             worker,
@@ -724,21 +731,49 @@ class JobStore:
             stage="done",
             eta_seconds=0.0,
             outputs=json.dumps(outputs),
-            completed_at=time.time(),
+            completed_at=now,
+            expires_at=now + retention_s if retention_s else None,
             error_code=None,
             error_message=None,
         )
 
-    def fail(self, job_id: str, worker: str, code: str, message: str) -> bool:
+    def fail(
+        self, job_id: str, worker: str, code: str, message: str, *, retention_s: float | None = None
+    ) -> bool:
+        now = time.time()
         return self._update_claimed(
             job_id,
             worker,
             status=FAILED,
             error_code=code,
             error_message=message,
-            completed_at=time.time(),
+            completed_at=now,
+            expires_at=now + retention_s if retention_s else None,
             eta_seconds=None,
         )
+
+    # --- retention ---
+
+    def sweepable(self, now: float, *, deleted_grace_s: float, limit: int = 200) -> list[JobRecord]:
+        """Jobs whose files and rows may go: expired ones, and finished ones deleted longer ago than
+        ``deleted_grace_s`` (kept that long so a client paging with a deleted id as its cursor
+        is not broken). A running job is never among them."""
+        finished = jobs.c.status.in_(tuple(TERMINAL))
+        expired = sa.and_(jobs.c.expires_at.is_not(None), jobs.c.expires_at <= now)
+        deleted = sa.and_(jobs.c.deleted_at.is_not(None), jobs.c.deleted_at <= now - deleted_grace_s)
+        query = sa.select(jobs).where(finished, sa.or_(expired, deleted)).order_by(jobs.c.seq).limit(limit)
+        with self._read() as conn:
+            return [JobRecord.from_row(row) for row in conn.execute(query).all()]
+
+    def purge(self, job_ids: list[str]) -> int:
+        """Remove rows for good (their files are removed first, by the caller)."""
+        if not job_ids:
+            return 0
+        with self._write() as conn:
+            result = conn.execute(
+                jobs.delete().where(jobs.c.id.in_(job_ids), jobs.c.status.in_(tuple(TERMINAL)))
+            )
+        return int(result.rowcount or 0)
 
     def release(self, job_id: str, worker: str) -> bool:
         """Give a claimed job back to the queue without counting the attempt (clean shutdown)."""
@@ -830,6 +865,24 @@ class JobStore:
             )
             row = conn.execute(sa.select(characters).where(characters.c.id == character_id)).one()
         return CharacterRecord.from_row(row)
+
+    def list_characters(self, owner: str) -> list[CharacterRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(characters)
+                .where(characters.c.owner == owner)
+                .order_by(characters.c.created_at.desc())
+            ).all()
+        return [CharacterRecord.from_row(row) for row in rows]
+
+    def delete_character(self, character_id: str, owner: str) -> CharacterRecord | None:
+        """Remove the owner's character row; returns it (its files are the caller's to remove)."""
+        with self._write() as conn:
+            where = sa.and_(characters.c.id == character_id, characters.c.owner == owner)
+            row = conn.execute(sa.select(characters).where(where)).first()
+            if row is not None:
+                conn.execute(characters.delete().where(where))
+        return CharacterRecord.from_row(row) if row else None
 
     def get_character(self, id_or_name: str, owner: str) -> CharacterRecord | None:
         """The owner's character with this id, else the newest one with this name."""

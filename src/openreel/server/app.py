@@ -22,6 +22,7 @@ from openreel import __version__
 from openreel.errors import OpenreelError
 from openreel.jobs.executor import EngineLike, LocalExecutor, default_engine_factory
 from openreel.jobs.store import JobStore
+from openreel.server.collections import attach_collections
 from openreel.server.editing import attach_editing
 from openreel.server.guard import RequestGuard
 from openreel.server.openai_videos import OpenAIServingVideos, attach_router
@@ -113,6 +114,8 @@ def build_app(
             idle_poll_s=settings.idle_poll_s,
             heartbeat_s=settings.heartbeat_s,
             stale_after_s=settings.stale_after_s,
+            retention_s=settings.retention,
+            sweep_every_s=settings.sweep_every_s,
         )
         await run_in_threadpool(executor.start)
         app.state.store = job_store
@@ -135,6 +138,7 @@ def build_app(
     app.add_middleware(RequestGuard, allowed_hosts=tuple(settings.allowed_hosts))
     install_exception_handlers(app)
     attach_editing(app)
+    attach_collections(app)  # before the Videos router: /v1/videos/characters is not a video id
     attach_router(app)
     attach_studio(app)
     return app

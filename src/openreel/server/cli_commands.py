@@ -37,6 +37,12 @@ def serve_command(
         help="A name besides localhost this loopback server answers to (repeat for more); "
         "others are refused against DNS rebinding.",
     ),
+    retention: str | None = typer.Option(
+        None,
+        "--retention",
+        help="Keep finished videos and stills this long (7d, 12h, 3600), then remove their files "
+        "and rows; default: keep everything.",
+    ),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Serve the OpenAI Videos API (point the openai SDK's base_url at http://HOST:PORT/v1)."""
@@ -56,6 +62,7 @@ def serve_command(
         sora_2_pro_model=sora_2_pro_model,
         insecure_no_auth=insecure_no_auth or None,
         allowed_hosts=allowed_host or None,
+        retention=retention,
         log_level=log_level,
     )
     logging.basicConfig(

@@ -24,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from openreel import __version__
 from openreel.characters import conditions as character_conditions
 from openreel.errors import UnsupportedModeError
-from openreel.jobs.executor import LocalExecutor, remove_job_files
+from openreel.jobs.executor import LocalExecutor, remove_job_files, remove_upload_path
 from openreel.jobs.store import COMPLETED, FAILED, IN_PROGRESS, QUEUED, JobRecord, JobStore, new_job_id
 from openreel.models.catalog import all_cards, get_card
 from openreel.server.auth import Principal, authenticate, optional_principal
@@ -77,14 +77,7 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def remove_upload(path: str | None) -> None:
-    """A job's uploads: one file (an input_reference) or its folder (a storyboard's cards)."""
-    if not path:
-        return
-    if Path(path).is_dir():
-        remove_job_files(Path(path))
-    else:
-        Path(path).unlink(missing_ok=True)
+remove_upload = remove_upload_path  # the name editing.py imports
 
 
 def poll_after_ms(

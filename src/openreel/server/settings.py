@@ -18,6 +18,21 @@ SORA_2_NAMES = ("sora-2", "sora-2-2025-10-06", "sora-2-2025-12-08")
 SORA_2_PRO_NAMES = ("sora-2-pro", "sora-2-pro-2025-10-06")
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float | None:
+    """``"7d"``, ``"12h"``, ``"30m"``, ``"90"`` (seconds) -> seconds; ``"0"``, ``"never"``, ``""`` -> None."""
+    text = text.strip().lower()
+    if text in ("", "0", "never", "none", "forever"):
+        return None
+    number, unit = (text[:-1], text[-1]) if text[-1] in _UNITS else (text, "s")
+    try:
+        return float(number) * _UNITS[unit]
+    except ValueError:
+        raise ValueError(f"retention must be a duration such as 7d, 12h or 3600 (got {text!r})") from None
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -43,6 +58,10 @@ class Settings(BaseModel):
     output_dir: Path | None = None
     upload_dir: Path | None = None
     insecure_no_auth: bool = False
+    # How long a finished video or still is kept (seconds; "7d", "12h", "30m" are read too), then
+    # its files and row are swept. None keeps everything.
+    retention: float | None = Field(None, gt=0)
+    sweep_every_s: float = Field(60.0, gt=0)
     # Names besides localhost and loopback addresses a loopback-bound server answers to (DNS rebinding).
     allowed_hosts: list[str] = Field(default_factory=list)
     # A job whose worker died is run again at most this many times in all.
@@ -57,6 +76,13 @@ class Settings(BaseModel):
     poll_min_ms: int = Field(250, ge=1)
     poll_max_ms: int = Field(10_000, ge=1)
     log_level: str = "info"
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_duration(value)
+        return value
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod
