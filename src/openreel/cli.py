@@ -360,10 +360,18 @@ def generate(
             help="draft (turbo: fewer steps, cached transformer blocks), standard, or final (more steps).",
         ),
     ] = "standard",
+    lora: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--lora",
+            help="A LoRA on the model: FILE_OR_HUB_ID[:SCALE] (scale 1 by default); repeat for more.",
+        ),
+    ] = None,
     dry_run: DryRun = False,
     quiet: Quiet = False,
 ) -> None:
     """Make a video from a prompt (and, with --image, from a picture)."""
+    from openreel.models.lora import parse_lora
     from openreel.spec import VideoSpec, parse_schedule_entry
 
     if resume is not None:
@@ -399,6 +407,7 @@ def generate(
                 references=tuple(str(path) for path in reference or ()),
                 memory=memory,
                 quality=quality,
+                loras=tuple(parse_lora(entry) for entry in lora or ()),
             )
             if character:
                 spec = _with_character(spec, character)

@@ -193,9 +193,10 @@ class Engine:
         spec = spec.validated()
         if not spec.model:
             spec = replace(spec, model=default_model(self.hardware, spec.mode).id)
-        resolve_card(spec.model)
-        if spec.style:
-            get_style(spec.style)
+        card = resolve_card(spec.model)
+        style = get_style(spec.style) if spec.style else None
+        if spec.loras or (style is not None and style.loras):
+            spec = replace(spec, loras=_checked_loras(spec.loras, card, style))
         if spec.image:
             from openreel.render.inputs import load_image
 
@@ -274,7 +275,7 @@ class Engine:
             clock,
             folder,
             model,
-            Credits.from_card(card, style, revision=model["revision"]),
+            Credits.from_card(card, style, revision=model["revision"], loras=_lora_credits(spec)),
         )
 
     def generate(
@@ -394,8 +395,9 @@ class Engine:
         seed = plan.seeds[index - 1]
         video, thumbnail, sprites = output_paths(output, index)
         mark = _video_id(spec, model, seed) if video_id is None else f"{video_id}/{index}"
-        frames = self._new_frames(card, folder, plan, seed, clock, should_cancel, latents)
-        self._finish(frames, plan, video, thumbnail, sprites, should_cancel, mark)
+        with self.runner.adapters(card, folder, plan, self._loras(spec)):
+            frames = self._new_frames(card, folder, plan, seed, clock, should_cancel, latents)
+            self._finish(frames, plan, video, thumbnail, sprites, should_cancel, mark)
         clock.emit("finishing", 1 - _FINISH_SHARE / 2, plan.steps)
         # Derived outputs say so: edited, with the source clip (or image) as an ingredient.
         # (An image-to-video output is a creation: its image is named in the recipe.)
@@ -442,7 +444,8 @@ class Engine:
         from openreel.provenance import installation_id, make_payload, watermark_frames
         from openreel.render.post import conform
 
-        frames = self._new_frames(card, folder, plan, plan.seeds[0], clock, should_cancel)
+        with self.runner.adapters(card, folder, plan, self._loras(spec)):
+            frames = list(self._new_frames(card, folder, plan, plan.seeds[0], clock, should_cancel))
         (frame,) = conform(
             frames,
             src_fps=plan.native_fps,
@@ -469,6 +472,12 @@ class Engine:
         if on_progress is not None:
             on_progress(Progress(1.0, "done", plan.steps, plan.steps, 1, 1, 0.0))
         return result
+
+    @staticmethod
+    def _loras(spec: VideoSpec) -> list[dict[str, Any]]:
+        """The LoRAs a run loads: its style's first, then the request's."""
+        style = get_style(spec.style) if spec.style else None
+        return [*(style.loras if style is not None else ()), *spec.loras]
 
     def _new_frames(
         self,
@@ -677,6 +686,29 @@ class Engine:
         write_spritesheet(picked, sprites, columns=SPRITE_COLUMNS, rows=SPRITE_ROWS)
 
 
+def _checked_loras(
+    loras: tuple[dict[str, Any], ...], card: ModelCard, style: Style | None
+) -> tuple[dict[str, Any], ...]:
+    """Every LoRA of the run checked against the card's family before anything loads; the
+    request's local files made absolute (so a recipe replays them from anywhere)."""
+    from openreel.models.lora import check_fits
+
+    for lora in style.loras if style is not None else ():
+        check_fits(lora["source"], card)
+    checked = []
+    for lora in loras:
+        path = check_fits(lora["source"], card)
+        local = Path(lora["source"]).expanduser().exists()
+        checked.append({**lora, "source": str(path) if local else lora["source"]})
+    return tuple(checked)
+
+
+def _lora_credits(spec: VideoSpec) -> tuple[Any, ...]:
+    from openreel.models.lora import credit
+
+    return tuple(credit(lora["source"]) for lora in Engine._loras(spec))
+
+
 def _latents_header(
     spec: VideoSpec, plan: Plan, model: dict[str, Any], variation: int, seed: int, output: Path
 ) -> dict[str, Any]:
@@ -783,6 +815,8 @@ def _video_id(spec: VideoSpec, model: dict[str, Any], seed: int) -> str:
     data = {k: v for k, v in spec.to_dict().items() if k not in _UNMARKED}
     if data.get("quality") == "standard":
         del data["quality"]  # recipes older than the field keep their id
+    if not data.get("loras"):
+        data.pop("loras", None)  # likewise for runs without LoRAs
     recipe = json.dumps({"spec": data, "model": model, "seed": seed}, sort_keys=True)
     return hashlib.sha256(recipe.encode()).hexdigest()[:20]
 

@@ -119,6 +119,8 @@ class VideoSpec:
     memory: str = "auto"
     # draft (turbo: fewer steps, cached transformer blocks), standard, or final (more steps).
     quality: str = "standard"
+    # LoRAs on the model: {"source": file or hub id, "scale": float}, loaded for this run only.
+    loras: tuple[dict[str, Any], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -176,9 +178,13 @@ class VideoSpec:
         if self.quality not in QUALITIES:
             choices = ", ".join(QUALITIES)
             raise SpecError(f"unknown quality {self.quality!r}; choose one of {choices}", param="quality")
+        from openreel.models.lora import check_entries
+
+        loras = check_entries(self.loras)
         return replace(
             self,
             prompt=prompt,
+            loras=loras,
             negative_prompt=negative or None,
             seconds=seconds,
             fps=fps,

@@ -131,6 +131,24 @@ class Runner:
             torch.cuda.empty_cache()
 
     @contextlib.contextmanager
+    def adapters(
+        self, card: ModelCard, folder: Path, plan: Plan, loras: list[dict[str, Any]]
+    ) -> Iterator[None]:
+        """``loras`` loaded into the pipeline for the calls inside, unloaded after them, so the
+        warm pipeline is the plain model again for the next run."""
+        if not loras:
+            yield
+            return
+        from openreel.models.lora import load_adapters, unload_adapters
+
+        pipe = self.pipeline(card, folder, plan)
+        load_adapters(pipe, card, loras)
+        try:
+            yield
+        finally:
+            unload_adapters(pipe)
+
+    @contextlib.contextmanager
     def _saving(self, latents: LatentsFile | None, window: int) -> Iterator[None]:
         """While the pipeline runs, its VAE's decode calls are saved to ``latents`` first."""
         guard = getattr(getattr(self._pipe, "vae", None), "_openreel_guard", None)

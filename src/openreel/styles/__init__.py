@@ -31,6 +31,9 @@ class Style:
     steps: int | None = None
     guidance: float | None = None
     builtin: bool = True
+    # LoRAs the style loads ({"source", "scale"}; a relative file is beside the preset), before
+    # any the request adds.
+    loras: tuple[dict, ...] = ()
 
     def to_dict(self) -> dict:
         return {
@@ -44,6 +47,7 @@ class Style:
             "steps": self.steps,
             "guidance": self.guidance,
             "builtin": self.builtin,
+            "loras": [dict(lora) for lora in self.loras],
         }
 
 
@@ -58,6 +62,11 @@ def _load(path: Path, builtin: bool) -> Style:
     if "{prompt}" not in data["prompt_template"]:
         raise SpecError(f"style preset {path}: prompt_template must contain {{prompt}}", param="style")
     suggested = data.get("suggested", {})
+    from openreel.models.lora import check_entries
+
+    loras = tuple(
+        {**lora, "source": _beside(path, lora["source"])} for lora in check_entries(data.get("loras", ()))
+    )
     return Style(
         id=path.stem,
         name=data["name"],
@@ -69,7 +78,14 @@ def _load(path: Path, builtin: bool) -> Style:
         steps=suggested.get("steps"),
         guidance=suggested.get("guidance"),
         builtin=builtin,
+        loras=loras,
     )
+
+
+def _beside(preset: Path, source: str) -> str:
+    """A LoRA file named relative to its preset, made absolute; hub ids and absolute paths stay."""
+    candidate = preset.parent / Path(source).expanduser()
+    return str(candidate.resolve()) if candidate.exists() else source
 
 
 def all_styles() -> dict[str, Style]:
