@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from openreel.errors import Cancelled, OpenreelError
+from openreel.jobs.outbox import EVENT_TYPES, new_event
 from openreel.jobs.store import JobRecord, JobStore, this_host, worker_name
 from openreel.spec import VideoSpec
 
@@ -117,6 +118,7 @@ class LocalExecutor:
         retention_s: float | None = None,
         sweep_every_s: float = 60.0,
         deleted_grace_s: float = 3600.0,
+        webhook_url: str | None = None,
     ):
         self.store = store
         self.outputs_dir = Path(outputs_dir)
@@ -136,6 +138,7 @@ class LocalExecutor:
         self.retention_s = retention_s
         self.sweep_every_s = sweep_every_s
         self.deleted_grace_s = deleted_grace_s
+        self.webhook_url = webhook_url
         self._stopping = threading.Event()
         # One permit per job submitted here: an idle worker wakes at once instead of at its next poll.
         self._wake = threading.Semaphore(0)
@@ -283,12 +286,19 @@ class LocalExecutor:
         """Worker threads really running now (what /healthz reports)."""
         return sum(1 for t in self._threads if t.name.startswith("openreel-worker-") and t.is_alive())
 
+    def _event(self, job: JobRecord, outcome: str) -> dict[str, Any] | None:
+        """The webhook outbox row for a video that ends (stills have no OpenAI event)."""
+        if self.webhook_url is None or job.kind == "still":
+            return None
+        return new_event(self.webhook_url, EVENT_TYPES[outcome], job.id)
+
     def _record_failure(self, job: JobRecord, name: str, code: str, message: str) -> None:
         """Fail a job, trying a few times: the store may be briefly unwritable. If it stays so, the job
         keeps its claim without heartbeats, and recovery requeues or fails it once the claim is stale."""
         for attempt in range(3):
             try:
-                self.store.fail(job.id, name, code, message, retention_s=self.retention_s)
+                event = self._event(job, "failed")
+                self.store.fail(job.id, name, code, message, retention_s=self.retention_s, event=event)
                 return
             except Exception:
                 log.exception("could not record the failure of job %s (attempt %s)", job.id, attempt + 1)
@@ -365,7 +375,8 @@ class LocalExecutor:
         else:
             credits = getattr(result, "credits", None) or {}
             outputs = [self._describe(output, directory) | {"credits": credits} for output in result.outputs]
-            if not self.store.complete(job.id, name, outputs, retention_s=self.retention_s):
+            event = self._event(job, "completed")
+            if not self.store.complete(job.id, name, outputs, retention_s=self.retention_s, event=event):
                 # Deleted (or given away) while the last frames were encoded.
                 self._after_cancel(job, name, directory)
         finally:
@@ -408,7 +419,8 @@ class LocalExecutor:
 
     def _finish_failed(self, job: JobRecord, name: str, directory: Path, code: str, message: str) -> None:
         try:
-            recorded = self.store.fail(job.id, name, code, message, retention_s=self.retention_s)
+            event = self._event(job, "failed")
+            recorded = self.store.fail(job.id, name, code, message, retention_s=self.retention_s, event=event)
         except Exception:
             log.exception("could not record the failure of job %s", job.id)
             remove_job_files(directory)

@@ -101,6 +101,25 @@ characters = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
 )
 
+# m007_webhook_outbox: events waiting to be delivered (openreel.jobs.outbox). A row is written in
+# the same transaction that finishes its job, so no event is lost to a crash, and it stays until
+# delivered or given up, so deliveries survive restarts.
+webhook_outbox = sa.Table(
+    "webhook_outbox",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),
+    sa.Column("delivered_at", sa.Float),
+    sa.Column("gave_up_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+)
+
 api_keys = sa.Table(
     "api_keys",
     metadata,
@@ -244,6 +263,28 @@ def m006_characters(conn: Connection) -> None:
     table.create(conn)
     # A generate request names a character by id or by name, always within one owner.
     sa.Index("ix_characters_owner_name", table.c.owner, table.c.name).create(conn)
+
+
+@migration
+def m007_webhook_outbox(conn: Connection) -> None:
+    table = sa.Table(
+        "webhook_outbox",
+        sa.MetaData(),
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.String(64), nullable=False, unique=True),
+        sa.Column("url", sa.Text, nullable=False),
+        sa.Column("type", sa.String(64), nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("next_attempt_at", sa.Float, nullable=False),
+        sa.Column("delivered_at", sa.Float),
+        sa.Column("gave_up_at", sa.Float),
+        sa.Column("last_error", sa.Text),
+    )
+    table.create(conn)
+    # The dispatcher asks for undelivered events in due order.
+    sa.Index("ix_webhook_outbox_due", table.c.delivered_at, table.c.next_attempt_at).create(conn)
 
 
 # --- records --------------------------------------------------------------------------------
@@ -664,9 +705,12 @@ class JobStore:
                     return JobRecord.from_row(row)
         return None
 
-    def _update_claimed(self, job_id: str, worker: str, **values: Any) -> bool:
+    def _update_claimed(
+        self, job_id: str, worker: str, *, event: dict[str, Any] | None = None, **values: Any
+    ) -> bool:
         """Update a job only while ``worker`` still holds it and it is not deleted; False tells
-        the worker its claim is gone (deleted, or taken back by recovery)."""
+        the worker its claim is gone (deleted, or taken back by recovery). ``event``, a
+        webhook_outbox row, is written in the same transaction, only when the update is."""
         with self._write() as conn:
             result = conn.execute(
                 jobs.update()
@@ -678,6 +722,8 @@ class JobStore:
                 )
                 .values(**values)
             )
+            if result.rowcount == 1 and event is not None:
+                conn.execute(webhook_outbox.insert().values(**event))
             return result.rowcount == 1
 
     def update_progress(
@@ -719,13 +765,20 @@ class JobStore:
             )
 
     def complete(
-        self, job_id: str, worker: str, outputs: list[dict[str, Any]], *, retention_s: float | None = None
+        self,
+        job_id: str,
+        worker: str,
+        outputs: list[dict[str, Any]],
+        *,
+        retention_s: float | None = None,
+        event: dict[str, Any] | None = None,
     ) -> bool:
         """Finish a job; with ``retention_s`` it expires that long after (the sweep removes it)."""
         now = time.time()
         return self._update_claimed(
             job_id,
             worker,
+            event=event,
             status=COMPLETED,
             progress=1.0,
             stage="done",
@@ -738,12 +791,20 @@ class JobStore:
         )
 
     def fail(
-        self, job_id: str, worker: str, code: str, message: str, *, retention_s: float | None = None
+        self,
+        job_id: str,
+        worker: str,
+        code: str,
+        message: str,
+        *,
+        retention_s: float | None = None,
+        event: dict[str, Any] | None = None,
     ) -> bool:
         now = time.time()
         return self._update_claimed(
             job_id,
             worker,
+            event=event,
             status=FAILED,
             error_code=code,
             error_message=message,

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from openreel import __version__
 from openreel.errors import OpenreelError
 from openreel.jobs.executor import EngineLike, LocalExecutor, default_engine_factory
+from openreel.jobs.outbox import WebhookDispatcher
 from openreel.jobs.store import JobStore
 from openreel.server.collections import attach_collections
 from openreel.server.editing import attach_editing
@@ -116,14 +117,28 @@ def build_app(
             stale_after_s=settings.stale_after_s,
             retention_s=settings.retention,
             sweep_every_s=settings.sweep_every_s,
+            webhook_url=settings.webhook_url,
         )
         await run_in_threadpool(executor.start)
+        dispatcher = None
+        if settings.webhook_url and settings.webhook_secret:
+            dispatcher = WebhookDispatcher(
+                job_store,
+                settings.webhook_secret,
+                poll_s=settings.webhook_poll_s,
+                backoff_s=settings.webhook_backoff_s,
+                max_attempts=settings.webhook_max_attempts,
+            )
+            dispatcher.start()
+        app.state.webhooks = dispatcher
         app.state.store = job_store
         app.state.executor = executor
         app.state.serving = OpenAIServingVideos(job_store, executor, settings)
         try:
             yield
         finally:
+            if dispatcher is not None:
+                await run_in_threadpool(dispatcher.stop)
             await run_in_threadpool(executor.stop)
             if owned:
                 job_store.close()

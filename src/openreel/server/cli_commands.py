@@ -43,6 +43,16 @@ def serve_command(
         help="Keep finished videos and stills this long (7d, 12h, 3600), then remove their files "
         "and rows; default: keep everything.",
     ),
+    webhook_url: str | None = typer.Option(
+        None, "--webhook-url", help="POST video.completed and video.failed events here (signed)."
+    ),
+    webhook_secret: str | None = typer.Option(
+        None,
+        "--webhook-secret",
+        envvar="OPENREEL_WEBHOOK_SECRET",
+        help="The whsec_... secret events are signed with "
+        "(the openai SDK's webhooks.verify_signature checks them).",
+    ),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Serve the OpenAI Videos API (point the openai SDK's base_url at http://HOST:PORT/v1)."""
@@ -63,6 +73,8 @@ def serve_command(
         insecure_no_auth=insecure_no_auth or None,
         allowed_hosts=allowed_host or None,
         retention=retention,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
         log_level=log_level,
     )
     logging.basicConfig(

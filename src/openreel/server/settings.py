@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from openreel import paths
 
@@ -62,6 +62,13 @@ class Settings(BaseModel):
     # its files and row are swept. None keeps everything.
     retention: float | None = Field(None, gt=0)
     sweep_every_s: float = Field(60.0, gt=0)
+    # Where video.completed / video.failed events are POSTed, signed with webhook_secret
+    # (Standard Webhooks, as OpenAI signs them: a "whsec_..." secret verifies with the SDK).
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_poll_s: float = Field(1.0, gt=0)
+    webhook_backoff_s: float = Field(5.0, gt=0)
+    webhook_max_attempts: int = Field(12, ge=1)
     # Names besides localhost and loopback addresses a loopback-bound server answers to (DNS rebinding).
     allowed_hosts: list[str] = Field(default_factory=list)
     # A job whose worker died is run again at most this many times in all.
@@ -91,6 +98,17 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError(
+                "a webhook URL needs a secret to sign with: --webhook-secret whsec_<base64 of 32 random "
+                "bytes>, e.g. from: python -c \"import base64,os; print(base64.b64encode(os.urandom(32)))\""
+            )
+        if self.webhook_url and not self.webhook_url.startswith(("https://", "http://")):
+            raise ValueError("the webhook URL must be http:// or https://")
+        return self
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Settings:
