@@ -827,14 +827,14 @@ def test_stills_and_the_images_api(client: TestClient) -> None:
         "/v1/openreel/stills", json={"prompt": "a boat", "model": "tiny-wan", "size": "96x64"}
     ).json()
     assert queued["status"] in ("queued", "in_progress", "completed") and queued["id"].startswith("still_")
-    assert_error(client.post("/v1/images/generations", json={"prompt": "x", "n": 2}), 400, param="n")
+    assert_error(client.post("/v1/images/generations", json={"prompt": "x", "n": 11}), 400, param="n")
     assert_error(
-        client.post("/v1/images/generations", json={"prompt": "x", "model": "dall-e-3"}),
+        client.post("/v1/images/generations", json={"prompt": "x", "model": "dall-e-4"}),
         400,
         "model_not_found",
     )
     assert_error(
-        client.post("/v1/images/generations", json={"prompt": "x", "quality": "hd"}), 400, "unknown_parameter"
+        client.post("/v1/images/generations", json={"prompt": "x", "colour": "red"}), 400, "unknown_parameter"
     )
     assert_error(
         client.post("/v1/images/generations", json={"prompt": "x", "size": "big"}), 400, param="size"

@@ -4,6 +4,8 @@ reading, no leaks. TestClient over the real queue (SQLite) with test_api's fake 
 
 from __future__ import annotations
 
+import base64
+import io
 import struct
 import threading
 import time
@@ -465,3 +467,40 @@ def test_characters_and_stills_are_listed_and_deleted(client: TestClient, settin
     assert gone == {"id": still["id"], "object": "openreel.still.deleted", "deleted": True}
     assert not folder.exists() and client.get("/v1/openreel/stills").json()["data"] == []
     assert_error(client.get(f"/v1/openreel/stills/{still['id']}"), 404)
+
+
+# --- 9. the Images API as OpenAI documents it -------------------------------------------------
+
+
+def test_ordinary_openai_image_requests_are_answered(client: TestClient) -> None:
+    from PIL import Image
+
+    body = {
+        "model": "gpt-image-1",
+        "prompt": "a lighthouse",
+        "size": "96x64",
+        "n": 2,
+        "quality": "high",
+        "background": "opaque",
+        "moderation": "low",
+        "output_format": "jpeg",
+        "output_compression": 40,
+        "style": "vivid",
+        "seed": 3,
+    }
+    response = client.post("/v1/images/generations", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert len(answer["data"]) == 2 and answer["output_format"] == "jpeg" and answer["quality"] == "high"
+    assert all(set(item) == {"b64_json"} for item in answer["data"])  # no nulls for non-nullable keys
+    for item in answer["data"]:
+        with Image.open(io.BytesIO(base64.b64decode(item["b64_json"]))) as image:
+            assert (image.format, image.size) == ("JPEG", (96, 64))
+    stills = client.get("/v1/openreel/stills").json()["data"]
+    assert sorted(s["openreel"]["seed"] for s in stills) == [3, 4]
+    assert {s["openreel"]["model"] for s in stills} == {"tiny-wan"}  # gpt-image-1 -> the sora-2 model
+    assert_error(
+        client.post("/v1/images/generations", json={"prompt": "x", "stream": True}), 400, param="stream"
+    )
+    transparent = client.post("/v1/images/generations", json={"prompt": "x", "background": "transparent"})
+    assert_error(transparent, 400, "unsupported_parameter", "background")

@@ -26,6 +26,9 @@ def serve_command(
     sora_2_pro_model: str | None = typer.Option(
         None, "--sora-2-pro-model", help="The model `sora-2-pro` means here."
     ),
+    image_model: str | None = typer.Option(
+        None, "--image-model", help="The model gpt-image-1, dall-e-3 and the other image names mean here."
+    ),
     insecure_no_auth: bool = typer.Option(
         False,
         "--insecure-no-auth",
@@ -70,6 +73,7 @@ def serve_command(
         workers=workers,
         sora_2_model=sora_2_model,
         sora_2_pro_model=sora_2_pro_model,
+        image_model=image_model,
         insecure_no_auth=insecure_no_auth or None,
         allowed_hosts=allowed_host or None,
         retention=retention,

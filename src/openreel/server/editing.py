@@ -42,6 +42,7 @@ from openreel.server.openai_videos import (
     write_atomically,
 )
 from openreel.server.protocol import (
+    OPENAI_IMAGE_MODELS,
     ApiError,
     BlendRequest,
     Character,
@@ -669,34 +670,78 @@ class OpenreelServingModes:
                 )
             time.sleep(0.1)
 
+    def image_model(self, asked: str | None) -> str | None:
+        """OpenAI's image model names mean the configured still model (None: what sora-2 means)."""
+        if asked in OPENAI_IMAGE_MODELS:
+            return self.settings.image_model or "sora-2"
+        return asked
+
     def generate_image(self, request: ImageGenerateRequest, owner: str, base_url: str) -> ImagesResponse:
-        if request.n not in (None, 1):
-            raise ApiError("openreel makes one image per request: send n=1 (or several requests)", param="n")
+        if request.stream:
+            raise ApiError(
+                "streaming partial images is not supported here: send stream=false",
+                param="stream",
+                code="unsupported_parameter",
+            )
+        if request.background == "transparent":
+            raise ApiError(
+                "the video models here cannot make a transparent background: send opaque or auto",
+                param="background",
+                code="unsupported_parameter",
+            )
         size = None if request.size in (None, "auto") else request.size
         output_format = request.output_format or "png"
-        still = self.create_still(
-            StillRequest(
-                prompt=request.prompt,
-                model=request.model,
-                size=size,
-                format=output_format,
-                negative_prompt=request.negative_prompt,
-                seed=request.seed,
-                style=request.style,
-                steps=request.steps,
-                guidance=request.guidance,
-            ),
-            owner,
-        )
-        job = self.wait_for_still(still.id, owner)
-        if request.response_format == "url":
-            item = ImageData(url=f"{base_url.rstrip('/')}/v1/openreel/stills/{job.id}/content")
-        else:
-            path, _ = self.still_path(job.id, owner)
-            item = ImageData(b64_json=base64.b64encode(path.read_bytes()).decode("ascii"))
+        stills = [
+            self.create_still(
+                StillRequest(
+                    prompt=request.prompt,
+                    model=self.image_model(request.model),
+                    size=size,
+                    format=output_format,
+                    negative_prompt=request.negative_prompt,
+                    seed=None if request.seed is None else request.seed + index,
+                    style=request.openreel_style(),
+                    steps=request.steps,
+                    guidance=request.guidance,
+                ),
+                owner,
+            )
+            for index in range(request.n or 1)
+        ]
+        jobs = [self.wait_for_still(still.id, owner) for still in stills]
+        items = [self._image_item(job, owner, request, base_url) for job in jobs]
         return ImagesResponse(
-            created=int(job.created_at), data=[item], output_format=output_format, size=job.size
+            created=int(jobs[0].created_at),
+            data=items,
+            background="opaque" if request.background else None,
+            output_format=output_format,
+            quality=request.quality,
+            size=jobs[0].size,
         )
+
+    def _image_item(
+        self, job: JobRecord, owner: str, request: ImageGenerateRequest, base_url: str
+    ) -> ImageData:
+        if request.response_format == "url":
+            return ImageData(url=f"{base_url.rstrip('/')}/v1/openreel/stills/{job.id}/content")
+        path, _ = self.still_path(job.id, owner)
+        data = path.read_bytes()
+        if request.output_compression is not None and (request.output_format or "png") != "png":
+            data = recompress(data, request.output_compression)
+        return ImageData(b64_json=base64.b64encode(data).decode("ascii"))
+
+
+def recompress(data: bytes, quality: int) -> bytes:
+    """A JPEG or WebP again at ``quality`` (output_compression); the metadata goes with it, so
+    this is for the returned copy only (the signed still on the server is unchanged)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        buffer = io.BytesIO()
+        image.save(buffer, format=image.format, quality=quality)
+    return buffer.getvalue()
 
 
 # --- HTTP ------------------------------------------------------------------------------------
@@ -982,6 +1027,7 @@ def still_content(
     "/v1/images/generations",
     openapi_extra=body_doc(ImageGenerateRequest, json_only=True),
     response_model=ImagesResponse,
+    response_model_exclude_none=True,
     responses=ERRORS | {504: {"model": ErrorResponse}},
     summary="OpenAI's Images API: one still, returned when it is made",
     description="`response_format` b64_json (default) returns the image; `url` returns "

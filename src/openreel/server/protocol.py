@@ -484,26 +484,56 @@ class StillRequest(BaseModel):
     guidance: Float | None = None
 
 
+# OpenAI's image model names; each means the server's configured still model (Settings.image_model).
+OPENAI_IMAGE_MODELS = (
+    "gpt-image-1",
+    "gpt-image-1-mini",
+    "gpt-image-1.5",
+    "chatgpt-image-latest",
+    "dall-e-2",
+    "dall-e-3",
+)
+# OpenAI's own style values (dall-e-3); any other style names an openreel preset.
+OPENAI_IMAGE_STYLES = ("vivid", "natural")
+MAX_IMAGES = 10  # the Images API's largest n
+
+
 class ImageGenerateRequest(BaseModel):
-    """POST /v1/images/generations as the SDK sends it (JSON); openreel's settings via extra_body."""
+    """POST /v1/images/generations as the SDK sends it (JSON); openreel's settings via extra_body.
+
+    Every field of OpenAI's CreateImageRequest is accepted. ``n`` images are made as variations
+    (seeds seed, seed+1, ...); ``quality`` and ``moderation`` are accepted without effect (the
+    model's own step count decides); ``background: transparent`` and ``stream: true`` are refused
+    with a 400 naming them, as this server cannot give either."""
 
     model_config = REQUEST_CONFIG
 
     prompt: str
     model: str | None = None
-    n: Int | None = Field(None, description="Only 1: one still per request.")
+    n: Int | None = Field(None, ge=1, le=MAX_IMAGES, description="How many images (variations), 1 to 10.")
     size: str | None = Field(None, description='"auto" or WIDTHxHEIGHT; default 1024x1024.')
+    quality: Literal["auto", "low", "medium", "high", "standard", "hd"] | None = None
+    background: Literal["auto", "opaque", "transparent"] | None = None
+    moderation: Literal["auto", "low"] | None = None
     response_format: Literal["b64_json", "url"] | None = None
     output_format: Literal["png", "jpeg", "webp"] | None = None
+    output_compression: Int | None = Field(None, ge=0, le=100, description="JPEG and WebP quality, 0-100.")
+    stream: bool | None = None
+    partial_images: Int | None = Field(None, ge=0, le=3)
     # Accepted and without effect here: they only tag the request at OpenAI.
     user: str | None = None
     safety_identifier: str | None = None
     # --- openreel extras ---
     negative_prompt: str | None = None
     seed: Int | None = None
-    style: str | None = Field(None, description="An openreel style preset (not OpenAI's vivid/natural).")
+    style: str | None = Field(
+        None, description="OpenAI's vivid or natural (no effect here), or an openreel style preset."
+    )
     steps: Int | None = None
     guidance: Float | None = None
+
+    def openreel_style(self) -> str | None:
+        return None if self.style in OPENAI_IMAGE_STYLES else self.style
 
 
 class Character(BaseModel):
@@ -543,7 +573,11 @@ class ImageData(BaseModel):
 
 
 class ImagesResponse(BaseModel):
+    """Sent without the keys that are None (the spec types them non-nullable)."""
+
     created: int
     data: list[ImageData]
+    background: Literal["opaque"] | None = None
     output_format: Literal["png", "jpeg", "webp"]
+    quality: str | None = None
     size: str

@@ -45,6 +45,8 @@ class Settings(BaseModel):
     # named (openreel.engine.default_model: the best downloaded model that fits, else a tiny one).
     sora_2_model: str | None = None
     sora_2_pro_model: str | None = None
+    # What OpenAI's image model names (gpt-image-1, dall-e-3, ...) mean here; None: the sora-2 model.
+    image_model: str | None = None
     # OpenAI's defaults when a request leaves them out.
     default_size: str = "720x1280"
     default_seconds: str = "4"
