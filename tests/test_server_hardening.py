@@ -504,3 +504,27 @@ def test_ordinary_openai_image_requests_are_answered(client: TestClient) -> None
     )
     transparent = client.post("/v1/images/generations", json={"prompt": "x", "background": "transparent"})
     assert_error(transparent, 400, "unsupported_parameter", "background")
+
+
+def test_previews_are_served_as_webp(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    made = FakeEngine.generate
+
+    def with_real_previews(self, spec, output, **kwargs):
+        result = made(self, spec, output, **kwargs)
+        for path, size in (
+            (output.with_suffix(".jpg"), (160, 96)),
+            (output.with_suffix(".sprites.jpg"), (800, 480)),
+        ):
+            Image.new("RGB", size, (10, 200, 30)).save(path, format="JPEG")
+        return result
+
+    monkeypatch.setattr(FakeEngine, "generate", with_real_previews)
+    video = wait_for(client, client.post("/v1/videos", json={"prompt": "a"}).json()["id"])
+    for variant, size in (("thumbnail", (160, 96)), ("spritesheet", (800, 480))):
+        response = client.get(f"/v1/videos/{video['id']}/content", params={"variant": variant})
+        assert response.status_code == 200 and response.headers["content-type"] == "image/webp"
+        with Image.open(io.BytesIO(response.content)) as image:
+            assert (image.format, image.size) == ("WEBP", size)
+    assert client.get(f"/v1/videos/{video['id']}/content").headers["content-type"] == "video/mp4"

@@ -103,10 +103,10 @@ def test_create_and_poll_then_download_every_variant(server: Server, tmp_path: P
         assert (stream.codec_context.width, stream.codec_context.height) == (160, 96)
         assert stream.average_rate == 8 and frames == 8
     for variant in ("thumbnail", "spritesheet"):
-        path = tmp_path / f"{variant}.jpg"
+        path = tmp_path / f"{variant}.webp"
         client.videos.download_content(video.id, variant=variant).write_to_file(path)
         with Image.open(path) as image:
-            assert image.format == "JPEG"
+            assert image.format == "WEBP"  # the type OpenAI's spec lists for previews
             if variant == "thumbnail":
                 assert image.size == (160, 96)
     assert client.videos.retrieve(video.id).id == video.id

@@ -196,3 +196,23 @@ def check_clip(path: Path, *, max_pixels: int, param: str = "video") -> None:
             param=param,
             code="invalid_video",
         )
+
+
+def as_webp(path: Path) -> Path | None:
+    """A WebP copy of a JPEG preview beside it (made once, atomically), which is what OpenAI's
+    spec lists for thumbnails and spritesheets; None if the file is not an image Pillow reads."""
+    from PIL import Image, UnidentifiedImageError
+
+    target = path.with_suffix(".webp")
+    if target.is_file():
+        return target
+    try:
+        with Image.open(path) as image:
+            buffer = io.BytesIO()
+            image.save(buffer, format="WEBP", quality=90)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+    from openreel.server.openai_videos import write_atomically
+
+    write_atomically(target, buffer.getvalue())
+    return target

@@ -29,7 +29,12 @@ from openreel.jobs.store import COMPLETED, FAILED, IN_PROGRESS, QUEUED, JobRecor
 from openreel.models.catalog import all_cards, get_card
 from openreel.server.auth import Principal, authenticate, optional_principal
 from openreel.server.bodies import RequestBody, parse_body, read_body  # noqa: F401 (editing imports them here)
-from openreel.server.media import ImageUpload, check_image, decode_image_url  # noqa: F401 (re-exported)
+from openreel.server.media import (  # noqa: F401 (re-exported)
+    ImageUpload,
+    as_webp,
+    check_image,
+    decode_image_url,
+)
 from openreel.server.protocol import (
     OPENREEL_FIELDS,
     ApiError,
@@ -322,6 +327,10 @@ class OpenAIServingVideos:
         path = self.executor.job_dir(job.id) / relative if relative else None
         if path is None or not path.is_file():
             raise NotFound(f"the {variant} of video {video_id} is missing on the server", param="variant")
+        if variant != "video":
+            webp = as_webp(path)  # the spec's type for previews; the JPEG stays for the page
+            if webp is not None:
+                return webp, "image/webp"
         return path, media_type
 
     def models(self) -> ModelList:
@@ -472,7 +481,7 @@ def delete_video(
             "model": ErrorResponse,
             "description": "Invalid request, or not completed yet (video_not_ready)",
         },
-        200: {"content": {"video/mp4": {}, "image/jpeg": {}}},
+        200: {"content": {"video/mp4": {}, "image/webp": {}}},
     },
     response_class=FileResponse,
     summary="Download the video, its thumbnail or its spritesheet",
