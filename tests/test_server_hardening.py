@@ -528,3 +528,54 @@ def test_previews_are_served_as_webp(client: TestClient, monkeypatch: pytest.Mon
         with Image.open(io.BytesIO(response.content)) as image:
             assert (image.format, image.size) == ("WEBP", size)
     assert client.get(f"/v1/videos/{video['id']}/content").headers["content-type"] == "video/mp4"
+
+
+# --- 10. the Files API and input_reference by file_id -----------------------------------------
+
+
+def test_an_uploaded_file_is_an_input_reference(client: TestClient, settings: Settings) -> None:
+    from openreel.server.auth import create_api_key
+
+    uploaded = client.post(
+        "/v1/files", files={"file": ("ref.png", png(), "image/png")}, data={"purpose": "vision"}
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    record = uploaded.json()
+    assert (record["object"], record["purpose"], record["filename"]) == ("file", "vision", "ref.png")
+    assert record["bytes"] == len(png()) and record["expires_at"] is None
+    assert [f["id"] for f in client.get("/v1/files").json()["data"]] == [record["id"]]
+    assert client.get(f"/v1/files/{record['id']}/content").content == png()
+    body = {"prompt": "a", "model": "tiny-ltx", "input_reference": {"file_id": record["id"]}}
+    video = wait_for(client, client.post("/v1/videos", json=body).json()["id"])
+    assert video["status"] == "completed" and video["openreel"]["has_input_reference"]
+    missing = {**body, "input_reference": {"file_id": "file-nope"}}
+    assert_error(client.post("/v1/videos", json=missing), 404, "file_not_found", "input_reference")
+    spare = client.post(
+        "/v1/files", files={"file": ("c.png", png(), "image/png")}, data={"purpose": "vision"}
+    )
+    assert client.delete(f"/v1/files/{spare.json()['id']}").json() == {
+        "id": spare.json()["id"],
+        "object": "file",
+        "deleted": True,
+    }
+    assert_error(client.post("/v1/files", files={"file": ("a", b"x")}, data={"purpose": "nonsense"}), 400)
+    # Another key neither sees nor uses it.
+    _, bob = create_api_key(client.app.state.store, "bob")
+    as_bob = {"authorization": f"Bearer {bob}"}
+    assert_error(client.get(f"/v1/files/{record['id']}", headers=as_bob), 404)
+    assert_error(client.post("/v1/videos", json=body, headers=as_bob), 404, "file_not_found")
+    expiring = client.post(
+        "/v1/files",
+        files={"file": ("b.png", png(), "image/png")},
+        data={
+            "purpose": "user_data",
+            "expires_after[anchor]": "created_at",
+            "expires_after[seconds]": "3600",
+        },
+        headers=as_bob,
+    ).json()
+    assert expiring["expires_at"] == expiring["created_at"] + 3600
+    executor = client.app.state.executor
+    executor.sweep(now=time.time() + 3601)
+    assert_error(client.get(f"/v1/files/{expiring['id']}", headers=as_bob), 404)
+    assert not list((settings.uploads_path / "files").glob(expiring["id"]))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from openreel.errors import Cancelled, OpenreelError
+from openreel.jobs.files import delete_file, expired_files
 from openreel.jobs.outbox import EVENT_TYPES, new_event
 from openreel.jobs.store import JobRecord, JobStore, this_host, worker_name
 from openreel.spec import VideoSpec
@@ -247,6 +248,9 @@ class LocalExecutor:
             remove_job_files(self.job_dir(record.id))
             remove_upload_path(record.input_reference)
         self.store.purge([record.id for record in records])
+        for file in expired_files(self.store, time.time() if now is None else now):
+            Path(file.path).unlink(missing_ok=True)
+            delete_file(self.store, file.id)
         if records:
             log.info("expiry sweep removed %s jobs", len(records))
         return [record.id for record in records]

@@ -120,6 +120,20 @@ webhook_outbox = sa.Table(
     sa.Column("last_error", sa.Text),
 )
 
+# m008_files: the Files API (openreel.jobs.files): uploads kept per owner, named by input_reference.
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("filename", sa.Text, nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("bytes", sa.Integer, nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float),
+)
+
 api_keys = sa.Table(
     "api_keys",
     metadata,
@@ -285,6 +299,24 @@ def m007_webhook_outbox(conn: Connection) -> None:
     table.create(conn)
     # The dispatcher asks for undelivered events in due order.
     sa.Index("ix_webhook_outbox_due", table.c.delivered_at, table.c.next_attempt_at).create(conn)
+
+
+@migration
+def m008_files(conn: Connection) -> None:
+    table = sa.Table(
+        "files",
+        sa.MetaData(),
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("owner", sa.String(64), nullable=False),
+        sa.Column("filename", sa.Text, nullable=False),
+        sa.Column("purpose", sa.String(32), nullable=False),
+        sa.Column("bytes", sa.Integer, nullable=False),
+        sa.Column("path", sa.Text, nullable=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("expires_at", sa.Float),
+    )
+    table.create(conn)
+    sa.Index("ix_files_owner_created", table.c.owner, table.c.created_at).create(conn)
 
 
 # --- records --------------------------------------------------------------------------------

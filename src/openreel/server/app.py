@@ -25,6 +25,7 @@ from openreel.jobs.outbox import WebhookDispatcher
 from openreel.jobs.store import JobStore
 from openreel.server.collections import attach_collections
 from openreel.server.editing import attach_editing
+from openreel.server.files import attach_files
 from openreel.server.guard import RequestGuard
 from openreel.server.openai_videos import OpenAIServingVideos, attach_router
 from openreel.server.protocol import error_body, public_message
@@ -154,6 +155,7 @@ def build_app(
     install_exception_handlers(app)
     attach_editing(app)
     attach_collections(app)  # before the Videos router: /v1/videos/characters is not a video id
+    attach_files(app)
     attach_router(app)
     attach_studio(app)
     return app

@@ -176,14 +176,18 @@ class OpenAIServingVideos:
                 raise ApiError(
                     "give input_reference once: as a file or as image_url", param="input_reference"
                 )
-            if "image_url" not in request.input_reference:
+            if "file_id" in request.input_reference:
+                from openreel.server.files import file_bytes
+
+                upload = file_bytes(self, request.input_reference["file_id"], owner)
+            elif "image_url" in request.input_reference:
+                upload = decode_image_url(request.input_reference["image_url"])
+            else:
                 raise ApiError(
-                    "input_reference needs image_url (a data URL); file_id needs the Files API, "
-                    "which this server does not have",
+                    "input_reference needs image_url (a data URL) or file_id (POST /v1/files)",
                     param="input_reference",
-                    code="unsupported_parameter",
+                    code="missing_required_parameter",
                 )
-            upload = decode_image_url(request.input_reference["image_url"])
         if upload is not None:
             image = check_image(
                 upload,
