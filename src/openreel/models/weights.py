@@ -324,7 +324,8 @@ def _snapshot_files(card: ModelCard) -> list[Path]:
 def _folder_bytes(folder: Path) -> int:
     if not folder.is_dir():
         return 0
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    # Snapshot entries are links to the blobs: count each byte once.
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
 
 
 def disk_bytes(card: ModelCard) -> int:

@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from openreel.errors import OpenreelError
-from openreel.models.catalog import ModelCard, all_cards
+from openreel.models.catalog import ModelCard, all_cards, get_card
 from openreel.server.auth import Principal, authenticate
 from openreel.server.openai_videos import ERRORS, OpenAIServingVideos, get_serving
 from openreel.server.protocol import ApiError, ErrorResponse, NotFound
@@ -51,6 +51,23 @@ class StyleList(BaseModel):
     data: list[StyleInfo]
 
 
+class DownloadInfo(BaseModel):
+    model: str
+    status: Literal["downloading", "completed", "failed", "cancelled"]
+    bytes_done: int = Field(description="Bytes of the model's files on disk so far.")
+    total_bytes: int | None = Field(description="The repository's size; null when the hub did not say.")
+    started_at: int
+    finished_at: int | None
+    error: str | None = Field(description="Why it failed or stopped, in a sentence or two.")
+    error_code: str | None
+
+
+class ModelRemoved(BaseModel):
+    id: str
+    deleted: bool = True
+    freed_bytes: int
+
+
 class ModelInfo(BaseModel):
     id: str
     family: str
@@ -72,6 +89,9 @@ class ModelInfo(BaseModel):
     memory_gib: float
     downloaded: bool = Field(description="Weights are on this machine (a tiny model: already built).")
     random_weights: bool = Field(description="A tiny test model: it runs, but its output is noise.")
+    fits: bool = Field(True, description="Its memory need fits this machine (with a tenth to spare).")
+    size_on_disk_bytes: int = Field(0, description="What its weights take on this machine now.")
+    download: DownloadInfo | None = Field(None, description="The last download the studio started.")
 
 
 class StudioDefaults(BaseModel):
@@ -90,8 +110,28 @@ class ModelCatalog(BaseModel):
 # --- serving ---------------------------------------------------------------------------------
 
 
+def download_info(card: ModelCard) -> DownloadInfo | None:
+    from openreel.server.downloads import bytes_on_disk, read
+
+    record = read(card.id)
+    if record is None:
+        return None
+    return DownloadInfo(
+        model=card.id,
+        status=record.status,
+        bytes_done=bytes_on_disk(card),
+        total_bytes=record.total_bytes,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        error=record.error,
+        error_code=record.error_code,
+    )
+
+
 def model_info(card: ModelCard) -> ModelInfo:
-    from openreel.models.weights import is_downloaded
+    from openreel.engine import fits
+    from openreel.hardware import detect
+    from openreel.models.weights import disk_bytes, is_downloaded
 
     return ModelInfo(
         id=card.id,
@@ -114,6 +154,9 @@ def model_info(card: ModelCard) -> ModelInfo:
         memory_gib=card.memory_gib,
         downloaded=is_downloaded(card),
         random_weights=card.is_tiny,
+        fits=fits(card, detect()),
+        size_on_disk_bytes=disk_bytes(card),
+        download=download_info(card),
     )
 
 
@@ -139,6 +182,32 @@ class StudioServing:
             aliases=aliases,
             defaults=StudioDefaults(size=settings.default_size, seconds=settings.default_seconds),
         )
+
+    # The models view (issue 15): download in a child process that outlives a restart, cancel, delete.
+    def start_download(self, model_id: str) -> DownloadInfo:
+        from openreel.server.downloads import get_downloads
+
+        card = get_card(model_id)
+        if card.source.startswith("local:"):
+            raise ApiError(f"{model_id} is a folder on this machine; there is nothing to download")
+        get_downloads().start(card)
+        return download_info(card)
+
+    def cancel_download(self, model_id: str) -> DownloadInfo:
+        from openreel.server.downloads import get_downloads
+
+        card = get_card(model_id)
+        if get_downloads().cancel(card.id) is None:
+            raise NotFound(f"no download of {model_id} was started", param="model_id")
+        return download_info(card)
+
+    def remove_model(self, model_id: str) -> ModelRemoved:
+        from openreel.models.weights import remove
+        from openreel.server.downloads import get_downloads
+
+        card = get_card(model_id)
+        get_downloads().cancel(card.id)  # a half-finished download would refill what is deleted
+        return ModelRemoved(id=card.id, freed_bytes=remove(card))
 
     def _output_file(self, video_id: str, owner: str, key: str, variation: int) -> Path:
         """A finished output's file; content_path does the owner, status and variation checks."""
@@ -192,6 +261,39 @@ def list_model_cards(
     principal: Principal = Depends(authenticate), studio: StudioServing = Depends(get_studio)
 ) -> ModelCatalog:
     return studio.models()
+
+
+@router.post(
+    "/models/{model_id}/download",
+    response_model=DownloadInfo,
+    responses=ERRORS,
+    summary="Download a model's weights on the server (a job that survives a restart)",
+)
+async def start_model_download(
+    model_id: str, principal: Principal = Depends(authenticate), studio: StudioServing = Depends(get_studio)
+) -> DownloadInfo:
+    return await run_in_threadpool(studio.start_download, model_id)
+
+
+@router.delete(
+    "/models/{model_id}/download", response_model=DownloadInfo, responses=ERRORS, summary="Cancel a download"
+)
+async def cancel_model_download(
+    model_id: str, principal: Principal = Depends(authenticate), studio: StudioServing = Depends(get_studio)
+) -> DownloadInfo:
+    return await run_in_threadpool(studio.cancel_download, model_id)
+
+
+@router.delete(
+    "/models/{model_id}",
+    response_model=ModelRemoved,
+    responses=ERRORS,
+    summary="Delete a model's weights from the server's disk",
+)
+async def remove_model(
+    model_id: str, principal: Principal = Depends(authenticate), studio: StudioServing = Depends(get_studio)
+) -> ModelRemoved:
+    return await run_in_threadpool(studio.remove_model, model_id)
 
 
 @router.get(
@@ -305,4 +407,27 @@ def attach_studio(app: FastAPI) -> None:
     """Mount the studio routes, then the page at ``/``; call after every other router, since a
     mount at ``/`` answers whatever no route before it took."""
     app.include_router(router)
+    _resume_downloads_on_start(app)
     app.router.routes.append(StudioMount("/", app=StaticFiles(directory=WEB_DIR, html=True), name="studio"))
+
+
+def _resume_downloads_on_start(app: FastAPI) -> None:
+    """Wrap the app's lifespan so downloads a stopped server left under way start again, and probe
+    the hardware early: the models list says what fits, and the probe imports torch (seconds)."""
+    import threading
+    from contextlib import asynccontextmanager
+
+    from openreel.hardware import detect
+
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Any):  # noqa: ANN202 - Starlette's lifespan protocol
+        async with inner(app_) as state:
+            from openreel.server.downloads import get_downloads
+
+            threading.Thread(target=detect, name="openreel-hardware-probe", daemon=True).start()
+            await run_in_threadpool(get_downloads().resume)
+            yield state
+
+    app.router.lifespan_context = lifespan

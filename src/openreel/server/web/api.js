@@ -81,6 +81,11 @@ export async function request(path, { method = "GET", body, json, signal } = {})
 export const api = {
   styles: () => request("/v1/openreel/styles").then((r) => r.data),
   models: () => request("/v1/openreel/models").then((r) => r.data),
+  // The models view: a download is a job on the server; cancel and delete by the model's id.
+  downloadModel: (id) => request(`/v1/openreel/models/${encodeURIComponent(id)}/download`, { method: "POST" }).then((r) => r.data),
+  cancelModelDownload: (id) =>
+    request(`/v1/openreel/models/${encodeURIComponent(id)}/download`, { method: "DELETE" }).then((r) => r.data),
+  removeModel: (id) => request(`/v1/openreel/models/${encodeURIComponent(id)}`, { method: "DELETE" }).then((r) => r.data),
   health: () => request("/healthz").then((r) => r.data),
   list: (params) => request(`/v1/videos?${new URLSearchParams(params)}`).then((r) => r.data),
   // retrieve also returns the openai-poll-after-ms header: how long to wait before asking again.

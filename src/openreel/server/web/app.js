@@ -6,6 +6,7 @@ import { createComposer } from "./composer.js";
 import { createDetails, settingsFromRecipe, settingsFromVideo } from "./details.js";
 import { createEditor } from "./edit.js";
 import { createGallery } from "./gallery.js";
+import { createModels } from "./models.js";
 import { createStoryboard } from "./storyboard.js";
 
 const banner = document.getElementById("banner");
@@ -52,6 +53,23 @@ function made(video) {
 const editor = createEditor({ videos: () => gallery.videos(), onCreated: made });
 const storyboard = createStoryboard({ videos: () => gallery.videos(), onCreated: made });
 document.getElementById("storyboard-button").addEventListener("click", () => storyboard.open());
+
+// The models view, from the header, or from a failed video's "Download it" (errors.js).
+const models = createModels({ onChanged: refreshCatalog });
+document.getElementById("models-button").addEventListener("click", () => models.open());
+document.addEventListener("openreel:download-model", (event) => models.open(event.detail.model, { download: true }));
+
+// What is downloaded changed: the pickers say so without a reload (the composer keeps what was typed).
+async function refreshCatalog() {
+  try {
+    const [styles, catalog] = await Promise.all([api.styles(), api.models()]);
+    composer.setCatalog(styles, catalog);
+    editor.setCatalog(catalog);
+    storyboard.setCatalog(catalog);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+  }
+}
 
 // --- the API key: asked for when the server answers 401, kept in this browser ---
 

@@ -15,6 +15,7 @@ const EXPLAINED = {
 };
 
 const ACTION_LABELS = {
+  "download-model": "Download it",
   "pick-model": "Pick another model",
   smaller: "Try a smaller size",
   "edit-settings": "Change the settings",
@@ -35,9 +36,20 @@ function focusComposer(action) {
   field.focus();
 }
 
-export function errorView(error) {
+// The catalog id the video ran with (``model`` may be an alias such as sora-2).
+function videoModel(video) {
+  return video?.openreel?.model || video?.model || null;
+}
+
+export function errorView(error, video = null) {
   const { sentence, action, details } = explainError(error);
   const parts = [el("p", { class: "error-sentence" }, sentence)];
+  const model = videoModel(video);
+  if (error?.code === "weights_missing" && model) {
+    // The models view opens on this model with its download started.
+    const download = () => document.dispatchEvent(new CustomEvent("openreel:download-model", { detail: { model } }));
+    parts.push(el("button", { type: "button", class: "secondary", onclick: download }, ACTION_LABELS["download-model"]));
+  }
   if (action) {
     parts.push(
       el(

@@ -216,7 +216,7 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
     const errorKey = video.status === "failed" ? JSON.stringify(video.error || {}) : "";
     if (card.errorKey !== errorKey) {
       card.errorKey = errorKey;
-      parts.error.replaceChildren(...(errorKey ? errorView(video.error) : []));
+      parts.error.replaceChildren(...(errorKey ? errorView(video.error, video) : []));
     }
 
     renderVariations(card);
