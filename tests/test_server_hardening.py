@@ -579,3 +579,45 @@ def test_an_uploaded_file_is_an_input_reference(client: TestClient, settings: Se
     executor.sweep(now=time.time() + 3601)
     assert_error(client.get(f"/v1/files/{expiring['id']}", headers=as_bob), 404)
     assert not list((settings.uploads_path / "files").glob(expiring["id"]))
+
+
+def test_image_urls_are_fetched_only_when_asked_and_never_from_private_addresses(settings: Settings) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    image, big = png(), png(64, 64) + b"\0" * 4096
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = big if self.path == "/big.png" else image
+            self.send_response(200)
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    local = f"http://127.0.0.1:{server.server_address[1]}"
+    body = {"prompt": "a", "model": "tiny-ltx", "input_reference": {"image_url": f"{local}/ref.png"}}
+    try:
+        for opt_in, private in ((False, False), (True, False), (True, True)):
+            settings.fetch_image_urls, settings.fetch_private_urls = opt_in, private
+            settings.max_upload_bytes = len(image) + 100
+            with TestClient(build_app(settings, engine_factory=FakeEngine), client=LOOPBACK) as http:
+                response = http.post("/v1/videos", json=body)
+                if not private:
+                    assert_error(response, 400, "invalid_image_url", "input_reference")
+                    https_local = {**body, "input_reference": {"image_url": "https://127.0.0.1/ref.png"}}
+                    refused = http.post("/v1/videos", json=https_local)
+                    refused = assert_error(refused, 400, "invalid_image_url")
+                    assert ("private or local" in refused["message"]) == opt_in, refused
+                    continue
+                assert response.status_code == 200, response.text
+                assert wait_for(http, response.json()["id"])["openreel"]["has_input_reference"]
+                too_big = {**body, "input_reference": {"image_url": f"{local}/big.png"}}
+                assert_error(http.post("/v1/videos", json=too_big), 413, "file_too_large")
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -29,6 +29,9 @@ def serve_command(
     image_model: str | None = typer.Option(
         None, "--image-model", help="The model gpt-image-1, dall-e-3 and the other image names mean here."
     ),
+    fetch_image_urls: bool = typer.Option(
+        False, "--fetch-image-urls", help="Fetch input_reference https URLs (public addresses only)."
+    ),
     insecure_no_auth: bool = typer.Option(
         False,
         "--insecure-no-auth",
@@ -74,6 +77,7 @@ def serve_command(
         sora_2_model=sora_2_model,
         sora_2_pro_model=sora_2_pro_model,
         image_model=image_model,
+        fetch_image_urls=fetch_image_urls or None,
         insecure_no_auth=insecure_no_auth or None,
         allowed_hosts=allowed_host or None,
         retention=retention,

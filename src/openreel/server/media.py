@@ -94,7 +94,7 @@ def decode_image_url(url: str) -> bytes:
         # Fetching arbitrary URLs from the server would let a client probe the server's network.
         raise ApiError(
             "input_reference.image_url must be a data URL (data:image/png;base64,...); "
-            "this server does not fetch remote URLs",
+            "this server fetches https URLs only when started with --fetch-image-urls",
             param="input_reference",
             code="invalid_image_url",
         )
@@ -216,3 +216,74 @@ def as_webp(path: Path) -> Path | None:
 
     write_atomically(target, buffer.getvalue())
     return target
+
+
+def _public_addresses(host: str, port: int) -> None:
+    """Refuse a host that resolves to any private, loopback, link-local or reserved address (a
+    request could otherwise reach the server's own network: SSRF)."""
+    import ipaddress
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise ApiError(f"cannot resolve {host}", param="input_reference", code="invalid_image_url") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global or address.is_multicast:
+            raise ApiError(
+                f"{host} is a private or local address; this server fetches only public ones",
+                param="input_reference",
+                code="invalid_image_url",
+            )
+
+
+def fetch_image_url(url: str, *, max_bytes: int, timeout_s: float, allow_private: bool) -> bytes:
+    """An https image URL's bytes, opt-in (``--fetch-image-urls``): public addresses only unless
+    ``allow_private`` (which also allows http), no redirects, at most ``max_bytes``, within
+    ``timeout_s`` in all."""
+    import time
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    parts = urlsplit(url)
+    schemes = ("https", "http") if allow_private else ("https",)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ApiError(
+            "input_reference.image_url must be an https URL",
+            param="input_reference",
+            code="invalid_image_url",
+        )
+    if not allow_private:
+        _public_addresses(parts.hostname, parts.port or 443)
+    deadline = time.monotonic() + timeout_s
+    chunks, size = [], 0
+    try:
+        with httpx.stream("GET", url, timeout=timeout_s, follow_redirects=False) as response:
+            if response.status_code != 200:
+                raise ApiError(
+                    f"fetching the image answered {response.status_code}",
+                    param="input_reference",
+                    code="invalid_image_url",
+                )
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PayloadTooLarge(
+                        f"the image at the URL is over {max_bytes} bytes",
+                        param="input_reference",
+                        code="file_too_large",
+                    )
+                if time.monotonic() > deadline:
+                    raise ApiError(
+                        "fetching the image took too long", param="input_reference", code="invalid_image_url"
+                    )
+                chunks.append(chunk)
+    except httpx.HTTPError as exc:
+        raise ApiError(
+            f"could not fetch the image ({type(exc).__name__})",
+            param="input_reference",
+            code="invalid_image_url",
+        ) from None
+    return b"".join(chunks)

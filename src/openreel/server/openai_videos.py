@@ -34,6 +34,7 @@ from openreel.server.media import (  # noqa: F401 (re-exported)
     as_webp,
     check_image,
     decode_image_url,
+    fetch_image_url,
 )
 from openreel.server.protocol import (
     OPENREEL_FIELDS,
@@ -181,7 +182,16 @@ class OpenAIServingVideos:
 
                 upload = file_bytes(self, request.input_reference["file_id"], owner)
             elif "image_url" in request.input_reference:
-                upload = decode_image_url(request.input_reference["image_url"])
+                url = request.input_reference["image_url"]
+                if settings.fetch_image_urls and not url.startswith("data:"):
+                    upload = fetch_image_url(
+                        url,
+                        max_bytes=settings.max_upload_bytes,
+                        timeout_s=settings.fetch_timeout_s,
+                        allow_private=settings.fetch_private_urls,
+                    )
+                else:
+                    upload = decode_image_url(url)
             else:
                 raise ApiError(
                     "input_reference needs image_url (a data URL) or file_id (POST /v1/files)",

@@ -56,6 +56,11 @@ class Settings(BaseModel):
     # What decoding one uploaded image may cost (pixels x channels x bytes per channel).
     max_decoded_bytes: int = Field(64 * 2**20, ge=1)
     max_body_bytes: int = Field(25 * 2**20, ge=1)
+    # input_reference.image_url as an https URL: fetched only when opted in, from public addresses
+    # only (unless fetch_private_urls, which also allows http), within the upload size and a time limit.
+    fetch_image_urls: bool = False
+    fetch_private_urls: bool = False
+    fetch_timeout_s: float = Field(10.0, gt=0)
     # None: $OPENREEL_HOME/outputs (openreel.paths.outputs_dir()).
     output_dir: Path | None = None
     upload_dir: Path | None = None
