@@ -178,6 +178,15 @@ Output = Annotated[
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the plan and make nothing.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+LabelOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--label/--no-label",
+        help='Lay a visible "AI-generated" label in a corner (default: the owner\'s, '
+        "OPENREEL_LABEL or label.toml in the openreel folder).",
+        show_default=False,
+    ),
+]
 
 
 def _size(size: str | None, resolution: str | None, aspect: str, like: Path | None = None) -> tuple[int, int]:
@@ -261,12 +270,15 @@ def _manifest_model(clip: Path) -> str | None:
     return None
 
 
-def _make(spec, output: Path | None, *, quiet: bool, dry_run: bool, still: bool = False) -> None:
-    """Plan or make ``spec``, with a progress bar, one-line errors and a clean stop on Ctrl-C."""
+def _make(
+    spec, output: Path | None, *, quiet: bool, dry_run: bool, still: bool = False, label: bool | None = None
+) -> None:
+    """Plan or make ``spec``, with a progress bar, one-line errors and a clean stop on Ctrl-C.
+    ``label``: lay the visible label (None: as the owner's default says)."""
     try:
         from openreel.engine import Engine
 
-        engine = Engine()
+        engine = Engine(label=label)
         _say_default(engine, spec)
         if dry_run:
             _print_plan(engine.plan(spec))
@@ -368,6 +380,7 @@ def generate(
         ),
     ] = None,
     dry_run: DryRun = False,
+    label: LabelOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Make a video from a prompt (and, with --image, from a picture)."""
@@ -413,7 +426,7 @@ def generate(
                 spec = _with_character(spec, character)
     except OpenreelError as error:
         _fail(error)
-    _make(spec, output, quiet=quiet, dry_run=dry_run)
+    _make(spec, output, quiet=quiet, dry_run=dry_run, label=label)
 
 
 def _resume(latents: Path, output: Path | None, *, quiet: bool) -> None:
@@ -462,6 +475,7 @@ def remix(
     guidance: Guidance = None,
     output: Output = None,
     dry_run: DryRun = False,
+    label: LabelOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Re-make a clip with a new prompt, keeping its layout and motion (video-to-video)."""
@@ -486,7 +500,7 @@ def remix(
         )
     except OpenreelError as error:
         _fail(error)
-    _make(spec, output, quiet=quiet, dry_run=dry_run)
+    _make(spec, output, quiet=quiet, dry_run=dry_run, label=label)
 
 
 @app.command()
@@ -507,6 +521,7 @@ def extend(
     guidance: Guidance = None,
     output: Output = None,
     dry_run: DryRun = False,
+    label: LabelOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Continue a clip: the output is the clip plus SECONDS of new video, joined seamlessly."""
@@ -532,7 +547,7 @@ def extend(
         )
     except OpenreelError as error:
         _fail(error)
-    _make(spec, output, quiet=quiet, dry_run=dry_run)
+    _make(spec, output, quiet=quiet, dry_run=dry_run, label=label)
 
 
 @app.command()
@@ -550,6 +565,7 @@ def loop(
     steps: Steps = None,
     output: Output = None,
     dry_run: DryRun = False,
+    label: LabelOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Make a clip loop seamlessly: its end is re-made to lead into its start (conditioned on both)."""
@@ -575,7 +591,7 @@ def loop(
         )
     except OpenreelError as error:
         _fail(error)
-    _make(spec, output, quiet=quiet, dry_run=dry_run)
+    _make(spec, output, quiet=quiet, dry_run=dry_run, label=label)
 
 
 @app.command()
@@ -600,6 +616,7 @@ def blend(
     steps: Steps = None,
     output: Output = None,
     dry_run: DryRun = False,
+    label: LabelOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Blend two clips: the first turns into the second along an influence curve, re-made as one scene."""
@@ -625,7 +642,7 @@ def blend(
         )
     except OpenreelError as error:
         _fail(error)
-    _make(spec, output, quiet=quiet, dry_run=dry_run)
+    _make(spec, output, quiet=quiet, dry_run=dry_run, label=label)
 
 
 @app.command()
@@ -641,6 +658,7 @@ def storyboard(
     steps: Steps = None,
     output: Output = None,
     dry_run: DryRun = False,
+    label: LabelOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Render a storyboard: cards (text, image or video) placed at times become one clip.
@@ -676,7 +694,7 @@ def storyboard(
         )
     except OpenreelError as error:
         _fail(error)
-    _make(spec, output, quiet=quiet, dry_run=dry_run)
+    _make(spec, output, quiet=quiet, dry_run=dry_run, label=label)
 
 
 def _read_board(path: Path) -> dict:
@@ -712,6 +730,7 @@ def still(
     steps: Steps = None,
     guidance: Guidance = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="PNG, JPEG or WebP to write.")] = None,
+    label: LabelOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Make a still image with a video model (one frame), signed and watermarked like videos."""
@@ -732,7 +751,7 @@ def still(
         )
     except OpenreelError as error:
         _fail(error)
-    _make(spec, output, quiet=quiet, dry_run=False, still=True)
+    _make(spec, output, quiet=quiet, dry_run=False, still=True, label=label)
 
 
 @app.command()

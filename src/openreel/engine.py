@@ -31,6 +31,7 @@ from openreel.styles import Style, get_style
 if TYPE_CHECKING:
     import numpy as np
 
+    from openreel.provenance.label import Label
     from openreel.render.runner import Runner
 
 # Share of one variation's work spent after denoising (VAE decode, post-processing, encode).
@@ -168,9 +169,18 @@ class _ProgressClock:
 
 
 class Engine:
-    def __init__(self, hardware: Hardware | None = None):
+    def __init__(self, hardware: Hardware | None = None, *, label: bool | Label | None = None):
+        """``label``: lay the visible "AI-generated" label (True), not (False), or as the owner's
+        default says (None: ``provenance.label.owner_default``, read at each run)."""
         self._hardware = hardware
         self._runner: Runner | None = None
+        self._label = label
+
+    @property
+    def label(self) -> Label | None:
+        from openreel.provenance.label import resolve
+
+        return resolve(self._label)
 
     @property
     def hardware(self) -> Hardware:
@@ -395,17 +405,23 @@ class Engine:
         seed = plan.seeds[index - 1]
         video, thumbnail, sprites = output_paths(output, index)
         mark = _video_id(spec, model, seed) if video_id is None else f"{video_id}/{index}"
+        payload, label = _payload(mark), self.label
         with self.runner.adapters(card, folder, plan, self._loras(spec)):
             frames = self._new_frames(card, folder, plan, seed, clock, should_cancel, latents)
-            self._finish(frames, plan, video, thumbnail, sprites, should_cancel, mark)
+            self._finish(frames, plan, video, thumbnail, sprites, should_cancel, payload, label)
         clock.emit("finishing", 1 - _FINISH_SHARE / 2, plan.steps)
         # Derived outputs say so: edited, with the source clip (or image) as an ingredient.
         # (An image-to-video output is a creation: its image is named in the recipe.)
         sources = [spec.video, spec.video_b, *(card.get("video") for card in spec.cards)]
         parents = [Path(source) for source in sources if source]
         action = "c2pa.edited" if parents else "c2pa.created"
-        for path in (video, thumbnail, sprites):
-            sign_file(path, credits=credit, prompt=spec.prompt, action=action, parents=parents)
+        shown = label.to_dict() if label is not None else None
+        # The payload is handed over, not read back (a decode); the sheet's small tiles carry none.
+        for path, carried in ((video, payload), (thumbnail, payload), (sprites, b"")):
+            sign_file(
+                path, credits=credit, prompt=spec.prompt, action=action, parents=parents,
+                watermark=carried, label=shown,
+            )  # fmt: skip
         entry = {
             "variation": index,
             "seed": seed,
@@ -414,6 +430,8 @@ class Engine:
             "spritesheet": sprites.name,
             "watermark_id": mark,
         }
+        if label is not None:
+            entry["label"] = label.to_dict()
         fallbacks = self.runner.decode_fallbacks
         if fallbacks:
             entry["decode_fallbacks"] = fallbacks
@@ -441,7 +459,8 @@ class Engine:
         spec, card, plan, clock, folder, model, credit = self._prepare(one_frame, on_progress, mode="still")
 
         from openreel.atomic import atomic_path
-        from openreel.provenance import installation_id, make_payload, watermark_frames
+        from openreel.provenance import watermark_frames
+        from openreel.provenance.label import label_frames
         from openreel.render.post import conform
 
         with self.runner.adapters(card, folder, plan, self._loras(spec)):
@@ -455,13 +474,17 @@ class Engine:
             num_frames=1,
         )
         mark = _video_id(spec, model, plan.seeds[0])
-        (frame,) = watermark_frames([frame], make_payload(installation_id(), mark))
+        payload, label = _payload(mark), self.label
+        (frame,) = watermark_frames(label_frames([frame], label), payload)
         from PIL import Image
 
         with atomic_path(output) as temp:
             Image.fromarray(frame).save(temp, quality=95)
-        sign_file(output, credits=credit, prompt=spec.prompt)
+        shown = label.to_dict() if label is not None else None
+        sign_file(output, credits=credit, prompt=spec.prompt, watermark=payload, label=shown)
         done = [{"variation": 1, "seed": plan.seeds[0], "image": output.name, "watermark_id": mark}]
+        if label is not None:
+            done[0]["label"] = label.to_dict()
         recipe = write_recipe(
             output.with_suffix(".json"), build_recipe(spec, plan, model, done, credit.to_dict())
         )
@@ -634,9 +657,11 @@ class Engine:
         thumbnail: Path,
         sprites: Path,
         should_cancel: Callable[[], bool] | None,
-        mark: str,
+        payload: bytes,
+        label: Label | None,
     ) -> None:
-        from openreel.provenance import installation_id, make_payload, watermark_frames
+        from openreel.provenance import watermark_frames
+        from openreel.provenance.label import label_frames
         from openreel.render.encode import VideoWriter, write_spritesheet, write_thumbnail
         from openreel.render.post import conform
 
@@ -669,8 +694,8 @@ class Engine:
                 itertools.chain(conformed, source) if plan.trailing else itertools.chain(source, conformed)
             )
             total += count
-        # Marked at the final size, just before encoding: nothing after this point resamples.
-        stream = watermark_frames(conformed, make_payload(installation_id(), mark))
+        # Labelled, then marked, at the final size just before encoding: nothing after resamples.
+        stream = watermark_frames(label_frames(conformed, label), payload)
         sample = _sprite_indices(total, SPRITE_COLUMNS * SPRITE_ROWS)
         picked: list[np.ndarray] = []
         poster: np.ndarray | None = None
@@ -707,6 +732,12 @@ def _lora_credits(spec: VideoSpec) -> tuple[Any, ...]:
     from openreel.models.lora import credit
 
     return tuple(credit(lora["source"]) for lora in Engine._loras(spec))
+
+
+def _payload(mark: str) -> bytes:
+    from openreel.provenance import installation_id, make_payload
+
+    return make_payload(installation_id(), mark)
 
 
 def _latents_header(

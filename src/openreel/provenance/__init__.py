@@ -17,7 +17,7 @@ import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from openreel import paths
 from openreel.provenance.credits import Credits, LoraCredit
@@ -96,7 +96,13 @@ def sign_file(
     action: str = "c2pa.created",
     parents: Sequence[Path] = (),
     prompt: str | None = None,
+    watermark: bytes | None = None,
+    label: dict[str, Any] | None = None,
 ) -> None:
+    """``c2pa.sign_file``: ``watermark`` is the payload the frames carry (None: read it back from
+    the file, a decode; ``b""``: none), ``label`` the visible label laid on them, if any."""
     from openreel.provenance import c2pa
 
-    c2pa.sign_file(path, credits=credits, action=action, parents=parents, prompt=prompt)
+    c2pa.sign_file(
+        path, credits=credits, action=action, parents=parents, prompt=prompt, watermark=watermark, label=label
+    )

@@ -19,6 +19,7 @@ from openreel.provenance.credits import Credits
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 CREDITS_LABEL = "org.openreel.credits"
 PROMPT_LABEL = "org.openreel.prompt"
+VISIBLE_LABEL = "org.openreel.visible-label"
 PROMPT_ENV = "OPENREEL_MANIFEST_PROMPT"
 SOFT_BINDING_LABEL = "c2pa.soft-binding"
 SOFT_BINDING_ALG = "org.openreel.watermark.2"
@@ -121,14 +122,16 @@ def sign_file(
     prompt: str | None = None,
     identity: Any | None = None,
     watermark: bytes | None = None,
+    label: dict[str, Any] | None = None,
 ) -> None:
     """Sign ``path`` in place with a C2PA manifest. ``prompt`` is embedded only if the owner
     turned that on (``OPENREEL_MANIFEST_PROMPT=1``). ``identity`` defaults to
     ``keys.signing_identity()``.
 
     The file's watermark payload (``watermark``, else read from the file with this installation's
-    key) goes into a soft-binding assertion, and the manifest is filed under it in the ledger,
-    so a copy stripped of its manifest still finds it (``verify``)."""
+    key; ``b""``: the file carries none, nothing is read) goes into a soft-binding assertion, and
+    the manifest is filed under it in the ledger, so a copy stripped of its manifest still finds
+    it (``verify``). ``label``: the visible label laid on the frames (``provenance.label``)."""
     import c2pa
 
     from openreel.provenance import keys, ledger
@@ -142,8 +145,10 @@ def sign_file(
     )
     if watermark is None:
         watermark = _own_mark(path)
-    if watermark is not None:
+    if watermark:
         manifest["assertions"].append(soft_binding(watermark))
+    if label is not None:
+        manifest["assertions"].append({"label": VISIBLE_LABEL, "data": label})
     try:
         signer = c2pa.Signer.from_info(
             c2pa.C2paSignerInfo(identity.algorithm, identity.chain_pem, identity.key_pem, None)
@@ -168,7 +173,7 @@ def sign_file(
         raise SigningError(f"signing {path.name} failed: {exc}") from None
     except OSError as exc:
         raise SigningError(f"signing {path.name} failed: {exc}") from None
-    if watermark is not None:
+    if watermark:
         ledger.record(watermark, file=path.name, manifest=manifest, signer=identity.source)
 
 
@@ -291,4 +296,6 @@ def _claims(manifest: dict[str, Any]) -> dict[str, Any]:
             claims["prompt"] = data.get("prompt")
         elif label == SOFT_BINDING_LABEL:
             claims["soft_binding"] = data
+        elif label == VISIBLE_LABEL:
+            claims["visible_label"] = data
     return claims
