@@ -377,8 +377,8 @@ def test_input_reference_uploads_are_checked_by_content(client: TestClient, sett
     assert_error(remote, 400, "invalid_image_url")
     assert_error(
         client.post("/v1/videos", json={"prompt": "x", "input_reference": {"file_id": "file_1"}}),
-        400,
-        "unsupported_parameter",
+        404,
+        "file_not_found",
     )
     # Only the three good requests were queued; the refused ones left no upload behind.
     assert len(client.get("/v1/videos").json()["data"]) == 3
