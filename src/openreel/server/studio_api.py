@@ -413,8 +413,8 @@ def attach_studio(app: FastAPI) -> None:
 
 def _resume_downloads_on_start(app: FastAPI) -> None:
     """Wrap the app's lifespan so downloads a stopped server left under way start again, and probe
-    the hardware early: the models list says what fits, and the probe imports torch (seconds)."""
-    import threading
+    the hardware first: the models list says what fits, and the probe imports torch (seconds).
+    The probe runs before the workers start, so it never competes with a first job for the CPU."""
     from contextlib import asynccontextmanager
 
     from openreel.hardware import detect
@@ -423,10 +423,10 @@ def _resume_downloads_on_start(app: FastAPI) -> None:
 
     @asynccontextmanager
     async def lifespan(app_: Any):  # noqa: ANN202 - Starlette's lifespan protocol
+        await run_in_threadpool(detect)
         async with inner(app_) as state:
             from openreel.server.downloads import get_downloads
 
-            threading.Thread(target=detect, name="openreel-hardware-probe", daemon=True).start()
             await run_in_threadpool(get_downloads().resume)
             yield state
 
