@@ -145,7 +145,7 @@ def test_images_generate_in_both_formats(client: openai.OpenAI, server: RemoteSe
     with Image.open(io.BytesIO(response.content)) as image:
         assert image.size == (256, 128)
     with pytest.raises(openai.BadRequestError) as bad:
-        client.images.generate(model="tiny-ltx", prompt="x", n=2)
+        client.images.generate(model="tiny-ltx", prompt="x", n=11)  # up to 10: OpenAI's maximum
     assert bad.value.param == "n"
 
 
