@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from openreel.errors import SpecError
 from openreel.hardware import detect
 from openreel.models.catalog import CARDS, FAMILIES, TINY_CARDS, ModelCard
 from openreel.models.families import family_module
@@ -193,9 +194,10 @@ def test_family_extras_come_from_the_card() -> None:
     distilled = [1000, 993, 987, 981, 975, 909, 725, 0.03]
     ltx_plan = replace(tiny_plan(TINY["ltx"], steps=8), options={"timesteps": distilled})
     assert family_module("ltx").call_arguments(ltx_plan, generator=None)["timesteps"] == distilled
-    # Asked for another step count, the planned steps win over the card's schedule.
+    # A distilled model knows only its schedule: another step count is refused, never run quietly.
     other_steps = replace(ltx_plan, steps=4)
-    assert "timesteps" not in family_module("ltx").call_arguments(other_steps, generator=None)
+    with pytest.raises(SpecError, match="distilled to a 8-step schedule"):
+        family_module("ltx").call_arguments(other_steps, generator=None)
     cog_5b = next(card for card in CARDS if card.id == "cogvideox-5b")
     cog = family_module("cogvideox").call_arguments(tiny_plan(cog_5b), generator=None)
     assert cog["use_dynamic_cfg"] is True

@@ -174,3 +174,19 @@ def test_a_twin_differs_from_its_reference_only_in_sizes(card_id, saved_twins):
                 # Per-stage lists keep their length: the stages are the compression.
                 assert len(real_value) == len(twin_value), (name, key)
         assert changed, f"{name} of {card_id}'s twin is full size"
+
+
+def test_a_twin_built_by_an_older_openreel_is_rebuilt(tmp_path, monkeypatch):
+    """A saved twin whose stamp does not match (an older reference or shrink rule) is set aside and
+    built again, instead of loading weights that no longer fit its card."""
+    from openreel.models.weights import ensure_tiny
+
+    monkeypatch.setenv("OPENREEL_HOME", str(tmp_path))
+    twin = get_card("tiny-hunyuan")
+    folder = ensure_tiny(twin)
+    (folder / "left-by-the-old-build").write_text("x")
+    assert ensure_tiny(twin) == folder and (folder / "left-by-the-old-build").exists()  # current: kept
+    (folder / "openreel-twin.txt").write_text("an older build\n")
+    assert ensure_tiny(twin) == folder
+    assert not (folder / "left-by-the-old-build").exists()
+    assert (folder / "model_index.json").is_file()

@@ -225,7 +225,8 @@ def plan_upscale(
     budget = refine_token_budget(hardware)
     m = card.size_multiple
     if card.upscaler == "latent":
-        # The latent upsampler doubles each side; a short refinement pass re-runs the last 40%.
+        # The latent upsampler doubles each side; a refinement pass re-runs the last part of the
+        # schedule: 40%, or what a distilled card's published refinement prescribes.
         up_w, up_h = width * 2, height * 2
         tokens = transformer_tokens(card, up_w, up_h, window_frames)
         if tokens <= budget:

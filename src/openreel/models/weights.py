@@ -6,6 +6,7 @@ Every path that fails says what to do next in one paragraph, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -41,8 +42,16 @@ def ensure_tiny(card: ModelCard) -> Path:
     at the same time never leaves a half-written model behind.
     """
     folder = tiny_folder(card)
+    stamp = _twin_stamp(card)
     if (folder / "model_index.json").is_file():
-        return folder
+        if _read_stamp(folder) == stamp:
+            return folder
+        # Built by an older openreel (another reference or shrink rule): set it aside and rebuild,
+        # rather than load weights that no longer fit the card.
+        stale = folder.with_name(f".{folder.name}-stale-{os.getpid()}")
+        with contextlib.suppress(OSError):  # another worker may have moved it first
+            os.rename(folder, stale)
+        shutil.rmtree(stale, ignore_errors=True)
     from openreel.models.twins import build_twin
 
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +59,7 @@ def ensure_tiny(card: ModelCard) -> Path:
     try:
         with _no_library_progress_bars():
             build_twin(card).save_pretrained(staging)
+        (staging / _STAMP_FILE).write_text(stamp + "\n", encoding="utf-8")
         try:
             os.rename(staging, folder)
         except OSError:
@@ -58,6 +68,30 @@ def ensure_tiny(card: ModelCard) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+# Bump when twins.py or a family's twin_sizes changes what a twin is built of.
+TWIN_FORMAT = 1
+_STAMP_FILE = "openreel-twin.txt"
+
+
+def _twin_stamp(card: ModelCard) -> str:
+    """What a saved twin was built from: the twin format and its card's reference file."""
+    import hashlib
+
+    from openreel.models.reference import reference_path
+
+    digest = hashlib.sha256(f"{TWIN_FORMAT}:{card.id}:{card.twin_of}".encode())
+    if card.twin_of:
+        digest.update(reference_path(card.twin_of).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _read_stamp(folder: Path) -> str | None:
+    try:
+        return (folder / _STAMP_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
 
 
 @contextmanager
