@@ -176,7 +176,7 @@ class OpenreelServingModes:
                 return asked, source.job.resolved_model
         else:
             asked = "sora-2"
-        model = self.settings.model_aliases().get(asked, asked)
+        model = self.settings.resolve_model(asked)
         get_card(model)  # catalog ids only: never a folder on the server
         return asked, model
 
@@ -581,7 +581,7 @@ class OpenreelServingModes:
         from openreel.plan import check_mode
 
         asked = request.model or "sora-2"
-        model = self.settings.model_aliases().get(asked, asked)
+        model = self.settings.resolve_model(asked)
         card = get_card(model)
         check_mode(card, "still")
         width, height = specs.parse_size(request.size or DEFAULT_STILL_SIZE)

@@ -170,7 +170,7 @@ class OpenAIServingVideos:
     def create(self, request: VideoCreateRequest, upload: bytes | None, owner: str) -> Video:
         settings = self.settings
         asked_model = request.model or "sora-2"
-        model = settings.model_aliases().get(asked_model, asked_model)
+        model = settings.resolve_model(asked_model)
         image: ImageUpload | None = None
         if request.input_reference is not None:
             if upload is not None:

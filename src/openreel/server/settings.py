@@ -143,15 +143,23 @@ class Settings(BaseModel):
         return tuple({str(path) for path in folders} | {str(path.resolve()) for path in folders})
 
     def model_aliases(self) -> dict[str, str]:
-        fallback = None
-        if self.sora_2_model is None or self.sora_2_pro_model is None:
+        """Every alias and the model it maps to (for listings: probing the default model imports
+        torch, so requests that name a model use ``resolve_model``)."""
+        return {name: self.resolve_model(name) for name in (*SORA_2_NAMES, *SORA_2_PRO_NAMES)}
+
+    def resolve_model(self, asked: str) -> str:
+        """The catalog id a request's model names: the configured or default model for Sora's
+        names, else the name itself. Only an unconfigured alias probes the hardware."""
+        if asked in SORA_2_NAMES and self.sora_2_model:
+            return self.sora_2_model
+        if asked in SORA_2_PRO_NAMES and self.sora_2_pro_model:
+            return self.sora_2_pro_model
+        if asked in SORA_2_NAMES or asked in SORA_2_PRO_NAMES:
             from openreel.engine import default_model
             from openreel.hardware import detect
 
-            fallback = default_model(detect()).id
-        aliases = {name: self.sora_2_model or fallback for name in SORA_2_NAMES}
-        aliases.update({name: self.sora_2_pro_model or fallback for name in SORA_2_PRO_NAMES})
-        return aliases
+            return default_model(detect()).id
+        return asked
 
 
 def get_settings(request: Request) -> Settings:

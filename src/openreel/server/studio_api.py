@@ -417,13 +417,11 @@ def _resume_downloads_on_start(app: FastAPI) -> None:
     The probe runs before the workers start, so it never competes with a first job for the CPU."""
     from contextlib import asynccontextmanager
 
-    from openreel.hardware import detect
-
     inner = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(app_: Any):  # noqa: ANN202 - Starlette's lifespan protocol
-        await run_in_threadpool(detect)
+        # No hardware probe here: it imports torch, and the server starts without it.
         async with inner(app_) as state:
             from openreel.server.downloads import get_downloads
 
