@@ -71,7 +71,7 @@ def ensure_tiny(card: ModelCard) -> Path:
 
 
 # Bump when twins.py or a family's twin_sizes changes what a twin is built of.
-TWIN_FORMAT = 1
+TWIN_FORMAT = 2
 _STAMP_FILE = "openreel-twin.txt"
 
 

@@ -143,7 +143,7 @@ def twin_sizes(component: str, class_name: str, twin: ModelCard) -> dict[str, An
             attention_head_dim=16,
             time_embed_dim=8,
             text_embed_dim=T5_WIDTH,
-            num_layers=1,
+            num_layers=2,  # two: first-block caching (draft quality) needs a block after the first
         )
         if twin.options.get("fixed_size"):
             sizes.update(sample_width=twin.native_width // 8, sample_height=twin.native_height // 8)

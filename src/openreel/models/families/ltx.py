@@ -201,7 +201,7 @@ def twin_sizes(component: str, class_name: str, twin: ModelCard) -> dict[str, An
             num_attention_heads=4,
             attention_head_dim=8,
             cross_attention_dim=32,
-            num_layers=1,
+            num_layers=2,  # two: first-block caching (draft quality) needs a block after the first
             caption_channels=T5_WIDTH,
         )
     if class_name == "AutoencoderKLLTXVideo":
