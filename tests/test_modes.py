@@ -352,9 +352,14 @@ def test_blend_follows_the_curve_and_names_both_parents(clips, tmp_path, spy):
     (call,) = calls
     mixed = np.stack([np.asarray(frame).astype(np.float32) for frame in call["video"]])
     a, b = frames_of(clips["wan"]), frames_of(other)
-    # Linear: the first frame is (nearly) clip A's, the last leans to clip B's.
-    assert np.abs(mixed[0] - a[0]).mean() < np.abs(mixed[0] - b[0]).mean()
-    assert np.abs(mixed[-1] - b[-1]).mean() < np.abs(mixed[-1] - a[-1]).mean()
+    # Linear: the first frame is (nearly) one of clip A's, the last one of clip B's. (Each clip is
+    # resampled to the model's frame rate, so compare with the nearest frame of each clip.)
+
+    def nearest(frame: np.ndarray, clip: np.ndarray) -> float:
+        return min(float(np.abs(frame - other).mean()) for other in clip)
+
+    assert nearest(mixed[0], a) < 0.5 * nearest(mixed[0], b)
+    assert nearest(mixed[-1], b) < 0.5 * nearest(mixed[-1], a)
     assert probe(out).frames == 36
     report = json.loads(cli("verify", str(out), "--json"))
     assert sorted(i["title"] for i in report["manifest"]["claims"]["ingredients"]) == ["other.mp4", "wan.mp4"]
@@ -406,6 +411,8 @@ def test_still_is_one_signed_watermarked_frame(tmp_path):
         "640x384",
         "--steps",
         "2",
+        "--seed",
+        "3",
         "--output",
         str(out),
         "-q",
