@@ -1,5 +1,5 @@
 """In-code parts for the twins (models/twins.py), without the hub: tokenizers with a small
-vocabulary of video words (the real tokenizers' classes), a tiny T5 encoder, and seeding.
+vocabulary of video words (the real tokenizers' classes), and seeding.
 
 ``build_tiny_pipeline`` saves a twin in the diffusers layout, so ``load_pipeline`` reads it exactly
 as it reads published weights. The output of a twin is noise.
@@ -78,26 +78,6 @@ def t5_tokenizer() -> Any:
     pieces += [(f"▁{word}", -4.0) for word in WORDS]
     # extra_ids=0: the sentinel tokens only matter for T5's span-corruption training.
     return T5Tokenizer(vocab=pieces, extra_ids=0)
-
-
-def _t5_config_values(vocab_size: int) -> dict[str, Any]:
-    # Sizes from FIELD-NOTES / diffusers' tiny-random-t5; d_model 32 is each transformer's text width.
-    return dict(
-        vocab_size=vocab_size,
-        d_model=32,
-        d_kv=8,
-        d_ff=37,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-    )
-
-
-def t5_encoder(vocab_size: int) -> Any:
-    from transformers import T5Config, T5EncoderModel
-
-    seeded()
-    return T5EncoderModel(T5Config(**_t5_config_values(vocab_size)))
 
 
 def _bpe_vocab_and_merges(
