@@ -55,3 +55,10 @@ def test_draft_halves_the_default_steps_and_never_caches_few_steps(tmp_path: Pat
 def test_an_unknown_quality_is_one_clear_error() -> None:
     result = runner.invoke(app, ["generate", "a harbour", *ARGS, "--quality", "turbo", "--dry-run"])
     assert result.exit_code != 0 and "unknown quality 'turbo'" in " ".join(result.output.split())
+
+
+def test_draft_with_a_refinement_pass_runs_the_refiner_uncached(tmp_path: Path, monkeypatch) -> None:
+    # A square frame from a 16:9 model: Lanczos, then Wan's video-to-video refinement, whose
+    # pipeline sets no cache context (a cache hook left on its transformer fails the run).
+    draft, _ = make(tmp_path, "square", monkeypatch, "--steps", "12", "--quality", "draft", "--size", "96x96")
+    assert draft["plan"]["upscale"]["method"] == "v2v" and draft["plan"]["cache"] == "FirstBlockCache:0.2"

@@ -263,23 +263,27 @@ class Runner:
             arguments.update(family.reference_arguments(references))
         step_end = anchor.callback(callback) if anchor is not None else callback
         try:
-            with torch.inference_mode(), self._saving(latents, window.index), _cached(pipe, plan.cache):
+            with torch.inference_mode(), self._saving(latents, window.index):
                 if plan.upscale.method == "latent":
                     from openreel.models.weights import upsampler_folder
 
-                    final = family.upsample_and_refine(
-                        pipe, upsampler_folder(card), call_plan, arguments, step_end
-                    )
+                    with _cached(pipe, plan.cache):
+                        final = family.upsample_and_refine(
+                            pipe, upsampler_folder(card), call_plan, arguments, step_end
+                        )
                     native = final
                 else:
-                    native = pipe(
-                        **arguments,
-                        output_type="np",
-                        callback_on_step_end=step_end,
-                        callback_on_step_end_tensor_inputs=["latents"],
-                    ).frames[0]
+                    with _cached(pipe, plan.cache):
+                        native = pipe(
+                            **arguments,
+                            output_type="np",
+                            callback_on_step_end=step_end,
+                            callback_on_step_end_tensor_inputs=["latents"],
+                        ).frames[0]
                     _check_shape(card, native, (window.num_frames, plan.height, plan.width, 3))
                     final = native
+                    # The refinement runs uncached: its pipeline (Wan's video-to-video) sets no
+                    # cache context, and it re-runs only the last, detailed part of the schedule.
                     if plan.upscale.method == "v2v":
                         final = self._video_to_video(
                             family,
