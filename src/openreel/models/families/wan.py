@@ -7,6 +7,11 @@ The VAE compresses 4x in time and 8x in space (16x for Wan 2.2 TI2V-5B), the tra
 UniPC with a flow shift that depends on resolution (3.0 for 480p, 5.0 for 720p); the card's
 ``flow_shift`` option sets it.
 
+Wan 2.2 A14B has two experts of the same architecture: ``transformer`` denoises the high-noise
+steps and ``transformer_2`` the rest, switching at the ``boundary_ratio`` of the repo's
+model_index.json (0.875 for T2V, 0.9 for I2V). Both pipelines run them; the low-noise expert's
+guidance is ``guidance_scale_2`` (card option ``guidance_2_ratio``).
+
 The I2V checkpoints (card option ``conditioning="image"``) take the first frame as ``image`` and,
 for first-last-frame, the last as ``last_image``. VACE (``conditioning="video"``) takes frames to
 keep in pixels: a full-length control ``video`` with a ``mask`` that is 0 on them and 1 on the
@@ -73,7 +78,7 @@ def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) 
 
 
 def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
-    return {
+    arguments = {
         "prompt": plan.prompt,
         "negative_prompt": plan.negative_prompt,
         "height": plan.height,
@@ -83,6 +88,11 @@ def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:
         "guidance_scale": plan.guidance,
         "generator": generator,
     }
+    if "guidance_2_ratio" in plan.options:
+        # Two experts (Wan 2.2 A14B): the low-noise one keeps its published ratio to the plan's
+        # guidance (Wan's T2V config: 4.0 high-noise, 3.0 low-noise), so --guidance moves both.
+        arguments["guidance_scale_2"] = plan.guidance * plan.options["guidance_2_ratio"]
+    return arguments
 
 
 def conditions_natively(card: ModelCard) -> bool:

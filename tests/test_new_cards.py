@@ -1,0 +1,109 @@
+"""The newer cards (issue 16): Wan 2.2 A14B text- and image-to-video, and long clips by diffusion
+forcing. Each twin runs through the CLI to a file on disk; the A14B twin's two experts are watched
+at their forward calls during a real run; the planner's choices are read from what it tells the
+user (memory plan, default model, --dry-run)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from openreel.cli import app
+from openreel.hardware import Hardware
+from openreel.models.catalog import get_card
+from openreel.models.reference import load_reference
+from openreel.render.encode import probe
+
+runner = CliRunner()
+
+H200 = Hardware("cuda", "bfloat16", "NVIDIA H200", 139.0, 16)
+H100 = Hardware("cuda", "bfloat16", "NVIDIA H100 80GB HBM3", 79.6, 16)
+
+
+def run(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("new-cards") / "first.png"
+    y, x = np.mgrid[0:64, 0:96]
+    Image.fromarray(np.stack([x * 2 % 255, y * 4 % 255, (x + y) % 255], -1).astype("uint8")).save(path)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("model", "needs_image"), [("tiny-wan2.2-t2v-a14b", False), ("tiny-wan2.2-i2v-a14b", True)]
+)
+def test_a14b_twins_write_the_asked_video(model, needs_image, image, tmp_path):
+    out = tmp_path / "out.mp4"
+    args = ["generate", "a kite over the sea", "--model", model, "--seconds", "1", "--size", "96x64"]
+    if needs_image:
+        args += ["--image", image]
+    run(*args, "--steps", "2", "--fps", "16", "--output", str(out), "-q")
+    info = probe(out)
+    assert (info.width, info.height) == (96, 64)
+    assert info.frames == 16  # one second at the card's 16 fps, after trimming the 4k+1 frames
+
+
+def test_the_a14b_twin_hands_high_noise_steps_to_one_expert_and_the_rest_to_the_other(tmp_path, monkeypatch):
+    """Every forward call of a Wan transformer during a real CLI run, with the timestep it got:
+    the calls at or above the published boundary (0.875 x 1000) go to one expert, those below it
+    to the other."""
+    from diffusers import WanTransformer3DModel
+
+    calls: dict[int, list[float]] = defaultdict(list)
+    forward = WanTransformer3DModel.forward
+
+    def recording(self, *args, **kwargs):
+        timestep = kwargs["timestep"] if "timestep" in kwargs else args[1]
+        calls[id(self)].append(float(timestep.flatten()[0]))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(WanTransformer3DModel, "forward", recording)
+    # Four steps at shift 12: timesteps ~1000, 973, 923, 800 (the last below the boundary).
+    run(
+        "generate", "a kite", "--model", "tiny-wan2.2-t2v-a14b", "--seconds", "1", "--size", "96x64",
+        "--steps", "4", "--output", str(tmp_path / "a.mp4"), "-q",
+    )  # fmt: skip
+    boundary = load_reference("wan2.2-t2v-a14b")["pipeline_config"]["boundary_ratio"] * 1000
+    assert len(calls) == 2, "both experts run, and only they"
+    high, low = sorted(calls.values(), key=lambda steps: -max(steps))
+    assert high and min(high) >= boundary
+    assert low and max(low) < boundary
+    # Classifier-free guidance: two passes per step, each on the expert of that step.
+    assert len(high) + len(low) == 2 * 4
+
+
+def test_a14b_memory_counts_both_experts_and_its_time_one():
+    """Both experts are resident unless offloaded: the weights hold two 14B transformers, so a
+    48 GB card offloads them where the one-expert Wan 2.1 14B needs only VAE tiling; an H200 holds
+    them whole."""
+    from openreel.plan import plan_memory
+
+    two, one = get_card("wan2.2-t2v-a14b"), get_card("wan2.1-t2v-14b")
+    expert_gib = 2 * load_reference("wan2.2-t2v-a14b")["params"]["transformer_2"] / 2**30
+    assert two.weights_gib == pytest.approx(one.weights_gib + expert_gib, abs=0.2)
+    assert two.params_b == one.params_b  # one expert runs per step
+    l40s = Hardware("cuda", "bfloat16", "NVIDIA L40S", 44.4, 16)
+    assert plan_memory(two, l40s, 1280, 720, 81).group_offload
+    assert not plan_memory(one, l40s, 1280, 720, 81).group_offload
+    assert plan_memory(two, H200, 1280, 720, 81).reason.startswith("fits in memory")
+
+
+def test_the_default_choice_weighs_a14b_by_quality():
+    """With nothing downloaded, the model openreel names to pull: on an H200 the best that fits is
+    at least as good as Wan 2.2 A14B; on an 80 GB card A14B does not fit and is not named."""
+    from openreel.engine import default_choice
+
+    a14b = get_card("wan2.2-t2v-a14b")
+    assert default_choice(H200).best_fit.quality >= a14b.quality > get_card("wan2.1-t2v-14b").quality
+    assert default_choice(H100).best_fit.id != a14b.id
+    assert default_choice(replace(H200, memory_gib=100.0), "i2v").best_fit.quality >= a14b.quality
