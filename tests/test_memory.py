@@ -92,3 +92,22 @@ def test_float8_storage_keeps_the_denoiser_weights_in_float8(openreel_home: Path
     linear = runner_._pipe.transformer.blocks[0].ffn.net[2]
     assert linear.weight.dtype == torch.float8_e4m3fn
     assert made.shape == plain.shape and 0 < np.abs(made - plain).mean() < 0.1
+
+
+def test_loras_keep_offloaded_weights_out_of_files_or_are_refused_where_they_must_go_there() -> None:
+    from openreel.models.catalog import get_card
+    from openreel.plan import plan_memory
+
+    # diffusers re-applies offloading after loading a LoRA but never rewrites weights already in
+    # files: a LoRA run offloads to system memory, or is refused when only disk would hold them.
+    card = get_card("wan2.1-t2v-14b")
+    on_disk = plan_memory(card, RTX_4090, 1280, 720, 81, "auto", ram_gib=16)
+    assert on_disk.offload_to_disk
+    with pytest.raises(SpecError) as refused:
+        plan_memory(card, RTX_4090, 1280, 720, 81, "auto", ram_gib=16, loras=True)
+    assert refused.value.param == "loras" and "offloaded to disk" in refused.value.message
+    in_memory = plan_memory(card, RTX_4090, 1280, 720, 81, "auto", ram_gib=256, loras=True)
+    assert in_memory.group_offload and not in_memory.offload_to_disk
+    cpu = Hardware("cpu", "float32", "CPU", 24.0, 2)
+    low = plan_memory(get_card("tiny-wan"), cpu, 96, 64, 9, "low", loras=True)
+    assert low.group_offload and not low.offload_to_disk and "LoRAs cannot load" in low.reason

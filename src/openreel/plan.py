@@ -471,7 +471,15 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         out_frames=out_frames,
         device=hardware.device,
         dtype=hardware.dtype,
-        memory=plan_memory(card, hardware, model_w, model_h, windows[0].num_frames, spec.memory),
+        memory=plan_memory(
+            card,
+            hardware,
+            model_w,
+            model_h,
+            windows[0].num_frames,
+            spec.memory,
+            loras=bool(spec.loras or (style is not None and style.loras)),
+        ),
         style=style.id if style else None,
         options=dict(card.options),
         windows=windows,
@@ -558,13 +566,19 @@ def plan_memory(
     frames: int,
     mode: str = "auto",
     ram_gib: float | None = None,
+    *,
+    loras: bool = False,
 ) -> MemoryPlan:
     """Choose dtype savings, offloading and VAE tiling from the card's weights (its full-size
     parameter counts) and its activations scaled to this clip, against this device's free memory
     (``ram_gib``: system memory, where offloaded weights go; on a CPU the same memory).
 
     fast: everything resident, or a clear error when it cannot be. low: every saving this
-    device has. auto: the fewest savings that fit, each one said with its reason."""
+    device has. auto: the fewest savings that fit, each one said with its reason.
+
+    With ``loras``, offloaded weights stay in system memory: diffusers (0.42) loads a LoRA into an
+    offloaded model by re-applying the hooks, which never rewrites the files of weights already
+    on disk, so the run would fail (or read stale weights) at the first offloaded block."""
     if mode not in MEMORY_MODES:
         modes = ", ".join(MEMORY_MODES)
         raise SpecError(f"unknown memory mode {mode!r}; choose one of {modes}", param="memory")
@@ -585,7 +599,7 @@ def plan_memory(
             )
         return MemoryPlan(mode, reason=f"fast: everything resident; {have}")
     if mode == "low":
-        return _lowest(card, hardware, ram, weights, have)
+        return _lowest(card, hardware, ram, weights, have, loras=loras)
     if need <= free:
         return MemoryPlan(mode, reason=f"fits in memory: {have}")
     if need * 0.7 <= free:
@@ -596,6 +610,8 @@ def plan_memory(
     leaf = activations * 0.7 + block > free
     fp8 = cuda and weights > ram
     disk = weights / (2 if fp8 else 1) > ram
+    if disk and loras:
+        _refuse_disk_with_loras(card, weights, ram)
     parts = [
         "VAE tiling and slicing",
         f"{'leaf' if leaf else 'block'}-level group offloading" + (" with CUDA streams" if cuda else ""),
@@ -617,19 +633,33 @@ def plan_memory(
     )
 
 
-def _lowest(card: ModelCard, hardware: Hardware, ram: float, weights: float, have: str) -> MemoryPlan:
+def _refuse_disk_with_loras(card: ModelCard, weights: float, ram: float) -> None:
+    raise SpecError(
+        f"{card.id} with LoRAs needs its {weights:.0f} GiB of weights in system memory (about "
+        f"{ram / 0.9:.0f} GiB here): a LoRA cannot load into weights offloaded to disk. Run without "
+        "LoRAs, or on a machine with more memory",
+        param="loras",
+    )
+
+
+def _lowest(
+    card: ModelCard, hardware: Hardware, ram: float, weights: float, have: str, *, loras: bool = False
+) -> MemoryPlan:
     """--memory low: the least device memory this device can run with, at some speed."""
     if hardware.device == "cpu":
         # On a CPU the weights are already in system memory: the saving left is to keep the
-        # offloaded blocks on disk and load each when it runs.
+        # offloaded blocks on disk and load each when it runs (not with LoRAs: see plan_memory).
+        where = "in memory (LoRAs cannot load into weights on disk)" if loras else "to disk"
         return MemoryPlan(
             "low",
             vae_tiling=True,
             vae_slicing=True,
             group_offload=True,
-            offload_to_disk=True,
-            reason=f"low: {have}: VAE tiling and slicing, block-level offloading to disk",
+            offload_to_disk=not loras,
+            reason=f"low: {have}: VAE tiling and slicing, block-level offloading {where}",
         )
+    if weights > ram and loras:
+        _refuse_disk_with_loras(card, weights, ram)
     cuda = hardware.device == "cuda"
     return MemoryPlan(
         "low",
