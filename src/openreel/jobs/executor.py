@@ -255,12 +255,19 @@ class LocalExecutor:
             log.info("expiry sweep removed %s jobs", len(records))
         return [record.id for record in records]
 
+    def _worker_name(self, index: int) -> str:
+        return worker_name(f"w{index}")
+
+    def _claim(self, name: str) -> JobRecord | None:
+        """The next job for worker ``name``: the oldest queued (a cluster worker chooses)."""
+        return self.store.claim(name)
+
     def _work(self, index: int) -> None:
-        name = worker_name(f"w{index}")
+        name = self._worker_name(index)
         engine: EngineLike | None = None
         while not self._stopping.is_set():
             try:
-                job = self.store.claim(name)
+                job = self._claim(name)
             except Exception:
                 log.exception("could not claim a job; trying again")
                 self._stopping.wait(self.idle_poll_s * 4)

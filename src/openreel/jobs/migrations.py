@@ -174,3 +174,24 @@ def m008_files(conn: Connection) -> None:
     )
     table.create(conn)
     sa.Index("ix_files_owner_created", table.c.owner, table.c.created_at).create(conn)
+
+
+@migration
+def m009_workers(conn: Connection) -> None:
+    # The workers serving this queue (openreel.jobs.cluster): what each runs on, the model it has
+    # loaded and the job it runs, so a worker can leave a job to a warm one and
+    # `openreel cluster status` can show them.
+    table = sa.Table(
+        "workers",
+        sa.MetaData(),
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("host", sa.String(200), nullable=False),
+        sa.Column("device", sa.String(16), nullable=False),
+        sa.Column("device_name", sa.String(200), nullable=False),
+        sa.Column("memory_gib", sa.Float, nullable=False),
+        sa.Column("loaded_model", sa.String(200)),
+        sa.Column("job_id", sa.String(64)),
+        sa.Column("started_at", sa.Float, nullable=False),
+        sa.Column("heartbeat_at", sa.Float, nullable=False),
+    )
+    table.create(conn)

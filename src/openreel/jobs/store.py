@@ -134,6 +134,21 @@ files = sa.Table(
     sa.Column("expires_at", sa.Float),
 )
 
+# m009_workers: the workers serving the queue (openreel.jobs.cluster), refreshed as they beat.
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("device", sa.String(16), nullable=False),
+    sa.Column("device_name", sa.String(200), nullable=False),
+    sa.Column("memory_gib", sa.Float, nullable=False),
+    sa.Column("loaded_model", sa.String(200)),
+    sa.Column("job_id", sa.String(64)),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+)
+
 api_keys = sa.Table(
     "api_keys",
     metadata,
@@ -221,6 +236,39 @@ class CharacterRecord:
         data = dict(row._mapping)
         data["images"] = json.loads(data["images"])
         return cls(**data)
+
+
+@dataclass
+class WorkerRecord:
+    """A worker serving the queue, as it last reported itself."""
+
+    name: str
+    host: str
+    device: str
+    device_name: str
+    memory_gib: float
+    loaded_model: str | None
+    job_id: str | None
+    started_at: float
+    heartbeat_at: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> WorkerRecord:
+        return cls(**dict(row._mapping))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A queued job as a claim policy sees it (``claim(choose=...)``)."""
+
+    id: str
+    model: str | None  # the catalog id (or folder) it runs: resolved_model, else what was asked
+    kind: str
+    created_at: float
+
+
+# Picks the job to claim from the oldest queued ones; None claims nothing.
+ChooseJob = Callable[[list[Candidate]], "str | None"]
 
 
 @dataclass
@@ -538,15 +586,40 @@ class JobStore:
 
     # --- jobs: the worker side ---
 
-    def claim(self, worker: str) -> JobRecord | None:
-        """Atomically take the oldest queued job for ``worker``; None when the queue is empty."""
+    def claim(self, worker: str, *, choose: ChooseJob | None = None, window: int = 50) -> JobRecord | None:
+        """Atomically take a queued job for ``worker``; None when there is none to take.
+
+        Without ``choose`` it is the oldest. With it, ``choose`` sees the ``window`` oldest queued
+        jobs and names the one to take (or None): a cluster worker prefers its loaded model's jobs
+        and leaves others to a warm worker (openreel.jobs.cluster)."""
         for _ in range(20):
             with self._write() as conn:
-                candidate = sa.select(jobs.c.id).where(jobs.c.status == QUEUED, jobs.c.deleted_at.is_(None))
-                candidate = candidate.order_by(jobs.c.seq).limit(1)
-                if self.dialect == "postgresql":
-                    candidate = candidate.with_for_update(skip_locked=True)
-                job_id = conn.execute(candidate).scalar()
+                if choose is None:
+                    candidate = sa.select(jobs.c.id).where(
+                        jobs.c.status == QUEUED, jobs.c.deleted_at.is_(None)
+                    )
+                    candidate = candidate.order_by(jobs.c.seq).limit(1)
+                    if self.dialect == "postgresql":
+                        candidate = candidate.with_for_update(skip_locked=True)
+                    job_id = conn.execute(candidate).scalar()
+                else:
+                    # No row locks here: the conditional update below still lets only one claimer win,
+                    # and locking the whole window would hide it from every other worker meanwhile.
+                    columns = (jobs.c.id, jobs.c.resolved_model, jobs.c.model, jobs.c.kind, jobs.c.created_at)
+                    rows = conn.execute(
+                        sa.select(*columns)
+                        .where(jobs.c.status == QUEUED, jobs.c.deleted_at.is_(None))
+                        .order_by(jobs.c.seq)
+                        .limit(window)
+                    ).all()
+                    if not rows:
+                        return None
+                    job_id = choose(
+                        [
+                            Candidate(row.id, row.resolved_model or row.model, row.kind, row.created_at)
+                            for row in rows
+                        ]
+                    )
                 if job_id is None:
                     return None
                 now = time.time()
@@ -775,6 +848,38 @@ class JobStore:
                 if conn.execute(jobs.update().where(where).values(**values)).rowcount == 1:
                     target.append(record.id)
         return report
+
+    # --- workers (the cluster's registry) ---
+
+    def register_worker(self, record: WorkerRecord) -> None:
+        """Add a worker, or replace the row of one that restarted under the same name."""
+        with self._write() as conn:
+            conn.execute(workers.delete().where(workers.c.name == record.name))
+            conn.execute(workers.insert().values(**record.__dict__))
+
+    def update_worker(self, name: str, **values: Any) -> None:
+        """Record what a worker does now (its job, its loaded model); counts as a heartbeat."""
+        values.setdefault("heartbeat_at", time.time())
+        with self._write() as conn:
+            conn.execute(workers.update().where(workers.c.name == name).values(**values))
+
+    def remove_worker(self, name: str) -> None:
+        with self._write() as conn:
+            conn.execute(workers.delete().where(workers.c.name == name))
+
+    def list_workers(self, *, stale_after: float | None = None) -> list[WorkerRecord]:
+        """Every registered worker, or only those that beat within ``stale_after`` seconds."""
+        query = sa.select(workers).order_by(workers.c.started_at, workers.c.name)
+        if stale_after is not None:
+            query = query.where(workers.c.heartbeat_at >= time.time() - stale_after)
+        with self._read() as conn:
+            return [WorkerRecord.from_row(row) for row in conn.execute(query).all()]
+
+    def forget_stale_workers(self, stale_after: float) -> int:
+        """Remove the rows of workers silent for ``stale_after`` (dead: they no longer count)."""
+        with self._write() as conn:
+            result = conn.execute(workers.delete().where(workers.c.heartbeat_at < time.time() - stale_after))
+        return int(result.rowcount or 0)
 
     # --- characters ---
 
