@@ -191,6 +191,12 @@ def credit(source: str) -> LoraCredit:
     return LoraCredit(id=name, author=_first(metadata, _AUTHOR_KEYS), licence=_first(metadata, _LICENCE_KEYS))
 
 
+def family_of(source: str) -> str | None:
+    """The family a LoRA was trained for, where its tensor names say (None otherwise)."""
+    path = local_file(source)
+    return lora_family(_read(path, source)[0])
+
+
 def _first(metadata: dict[str, Any], keys: Sequence[str]) -> str:
     for key in keys:
         value = metadata.get(key)

@@ -30,7 +30,8 @@ MAX_DEPTH = 8
 @dataclass
 class RequestBody:
     """A request body as plain data: ``fields`` nested by the brackets of multipart names
-    (``video[id]`` -> ``{"video": {"id": ...}}``, ``cards[0][at]`` -> ``{"cards": [{"at": ...}]}``),
+    (``video[id]`` -> ``{"video": {"id": ...}}``, ``cards[0][at]`` -> ``{"cards": [{"at": ...}]}``,
+    ``loras[]`` repeated -> ``{"loras": [...]}``),
     ``files`` the uploaded parts' bytes by their full names."""
 
     fields: dict[str, Any]
@@ -78,13 +79,22 @@ def _nest(fields: dict[str, Any], key: str, value: Any) -> None:
     path = [head] + ([part.rstrip("]") for part in ("[" + rest).split("[")[1:]] if rest else [])
     if len(path) > MAX_DEPTH:
         raise ApiError(f"'{key[:40]}' nests deeper than {MAX_DEPTH} levels", param=head, code="invalid_value")
+    # ``loras[]`` (how the SDK sends a list in a form) appends to a list at ``loras``.
+    appends = len(path) > 1 and path[-1] == ""
+    parents = path[:-2] if appends else path[:-1]
     target = fields
-    for part in path[:-1]:
+    for part in parents:
         child = target.setdefault(part, {})
         if not isinstance(child, dict):
             raise ApiError(f"'{key}' conflicts with another field", param=head, code="invalid_value")
         target = child
-    target[path[-1]] = value
+    if appends:
+        items = target.setdefault(path[-2], [])
+        if not isinstance(items, list):
+            raise ApiError(f"'{key}' conflicts with another field", param=head, code="invalid_value")
+        items.append(value)
+    else:
+        target[path[-1]] = value
 
 
 def _lists(value: Any) -> Any:

@@ -59,6 +59,12 @@ def serve_command(
         help="The whsec_... secret events are signed with "
         "(the openai SDK's webhooks.verify_signature checks them).",
     ),
+    lora_dir: str | None = typer.Option(
+        None,
+        "--lora-dir",
+        help="The LoRAs requests may name: .safetensors files (or folders of one) in this folder "
+        "(default: loras in the openreel folder).",
+    ),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Serve the OpenAI Videos API (point the openai SDK's base_url at http://HOST:PORT/v1)."""
@@ -78,6 +84,7 @@ def serve_command(
         sora_2_pro_model=sora_2_pro_model,
         image_model=image_model,
         fetch_image_urls=fetch_image_urls or None,
+        lora_dir=lora_dir,
         insecure_no_auth=insecure_no_auth or None,
         allowed_hosts=allowed_host or None,
         retention=retention,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from openreel import spec as specs
 from openreel.errors import SpecError
 from openreel.jobs.store import COMPLETED, FAILED, IN_PROGRESS, QUEUED, JobRecord, new_job_id
 from openreel.models.catalog import get_card
+from openreel.server import loras as server_loras
 from openreel.server.auth import Principal, authenticate
 from openreel.server.media import check_clip
 from openreel.server.openai_videos import (
@@ -63,6 +64,7 @@ from openreel.server.protocol import (
     StillRequest,
     StoryboardRequest,
     Video,
+    rendering_values,
 )
 from openreel.spec import VideoSpec
 
@@ -211,7 +213,9 @@ class OpenreelServingModes:
             values["fps"] = options.fps if options.fps is not None else fps
         if options.variations is not None:
             values["variations"] = options.variations
-        return VideoSpec(**values)
+        values.update(rendering_values(options))
+        spec = VideoSpec(**values)
+        return replace(spec, loras=server_loras.resolve(spec.loras, self.settings.loras_path))
 
     def enqueue(
         self,

@@ -27,6 +27,7 @@ from openreel.errors import UnsupportedModeError
 from openreel.jobs.executor import LocalExecutor, remove_job_files, remove_upload_path
 from openreel.jobs.store import COMPLETED, FAILED, IN_PROGRESS, QUEUED, JobRecord, JobStore, new_job_id
 from openreel.models.catalog import all_cards, get_card
+from openreel.server import loras as server_loras
 from openreel.server.auth import Principal, authenticate, optional_principal
 from openreel.server.bodies import RequestBody, parse_body, read_body  # noqa: F401 (editing imports them here)
 from openreel.server.media import (  # noqa: F401 (re-exported)
@@ -248,7 +249,10 @@ class OpenAIServingVideos:
                 default_seconds=settings.default_seconds,
                 mode=mode,
             )
-            resolved = self.executor.check(replace(spec, image=start_image, references=references))
+            loras = server_loras.resolve(spec.loras, settings.loras_path)
+            resolved = self.executor.check(
+                replace(spec, image=start_image, references=references, loras=loras)
+            )
         except BaseException:
             if reference:
                 Path(reference).unlink(missing_ok=True)

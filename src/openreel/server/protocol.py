@@ -114,6 +114,36 @@ Int = Annotated[int, BeforeValidator(_not_bool)]
 Float = Annotated[float, BeforeValidator(_not_bool)]
 
 
+def _lora_list(value: Any) -> Any:
+    """``loras`` as a list of {source, scale}: JSON gives a list (of "NAME[:SCALE]" strings or
+    objects), a form ``loras[0]``, ``loras[1]`` or one comma-separated "a:0.8, b"."""
+    from openreel.models.lora import check_entries
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [part for part in (piece.strip() for piece in value.split(",")) if part]
+    try:
+        return [dict(entry) for entry in check_entries(value)]
+    except SpecError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Quality = Annotated[
+    Literal["draft", "standard", "final"] | None,
+    Field(description="draft (turbo: fewer steps, cached transformer blocks), standard or final."),
+]
+Memory = Annotated[
+    Literal["auto", "fast", "low"] | None,
+    Field(description="How the model fits the GPU: auto (the planner decides), fast or low (offloading)."),
+]
+Loras = Annotated[
+    list[dict[str, Any]] | None,
+    BeforeValidator(_lora_list),
+    Field(description='LoRAs the server offers (GET /v1/studio/loras): "NAME[:SCALE]" or {source, scale}.'),
+]
+
+
 def seconds_text(value: Any) -> Any:
     """``seconds`` as OpenAI's string, refusing what no clip can be: booleans, NaN, infinities and
     lengths beyond ``MAX_REQUEST_SECONDS`` (text that is not a number is left to the planner's
@@ -142,6 +172,9 @@ OPENREEL_FIELDS = (
     "steps",
     "guidance",
     "variations",
+    "quality",
+    "memory",
+    "loras",
 )
 
 
@@ -172,6 +205,9 @@ class VideoCreateRequest(BaseModel):
     steps: Int | None = None
     guidance: Float | None = None
     variations: Int | None = None
+    quality: Quality = None
+    memory: Memory = None
+    loras: Loras = None
     character: str | None = Field(
         None,
         description="openreel: a character's id or name (POST /v1/videos/characters). Models that "
@@ -224,7 +260,21 @@ class VideoCreateRequest(BaseModel):
             values["fps"] = self.fps
         if self.variations is not None:
             values["variations"] = self.variations
+        values.update(rendering_values(self))
         return VideoSpec(**values)
+
+
+def rendering_values(request: VideoCreateRequest | GenerationOptions) -> dict[str, Any]:
+    """The spec fields for how a video is rendered (quality, memory, LoRAs), where given. LoRAs
+    are still names here: the server resolves them in its LoRA folder (server/loras.py)."""
+    values: dict[str, Any] = {}
+    if request.quality is not None:
+        values["quality"] = request.quality
+    if request.memory is not None:
+        values["memory"] = request.memory
+    if request.loras:
+        values["loras"] = tuple(request.loras)
+    return values
 
 
 # --- responses -------------------------------------------------------------------------------
@@ -253,6 +303,9 @@ class OpenreelInfo(BaseModel):
     steps: int | None = None
     guidance: float | None = None
     variations: int | None = None
+    quality: str | None = None
+    memory: str | None = None
+    loras: list[dict[str, Any]] | None = None
     stage: str | None = None
     step: int | None = None
     total_steps: int | None = None
@@ -363,6 +416,9 @@ class GenerationOptions(BaseModel):
     steps: Int | None = None
     guidance: Float | None = None
     variations: Int | None = None
+    quality: Quality = None
+    memory: Memory = None
+    loras: Loras = None
 
     def extras(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in OPENREEL_FIELDS if getattr(self, name) is not None}

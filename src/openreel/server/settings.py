@@ -64,6 +64,8 @@ class Settings(BaseModel):
     # None: $OPENREEL_HOME/outputs (openreel.paths.outputs_dir()).
     output_dir: Path | None = None
     upload_dir: Path | None = None
+    # The LoRAs requests may name (files or folders of .safetensors); None: $OPENREEL_HOME/loras.
+    lora_dir: Path | None = None
     insecure_no_auth: bool = False
     # How long a finished video or still is kept (seconds; "7d", "12h", "30m" are read too), then
     # its files and row are swept. None keeps everything.
@@ -137,9 +139,13 @@ class Settings(BaseModel):
     def uploads_path(self) -> Path:
         return Path(self.upload_dir) if self.upload_dir else paths.home() / "uploads"
 
+    @property
+    def loras_path(self) -> Path:
+        return Path(self.lora_dir) if self.lora_dir else paths.loras_dir()
+
     def private_roots(self) -> tuple[str, ...]:
         """Folders whose paths never leave the server in a message."""
-        folders = (self.outputs_path, self.uploads_path, paths.home())
+        folders = (self.outputs_path, self.uploads_path, self.loras_path, paths.home())
         return tuple({str(path) for path in folders} | {str(path.resolve()) for path in folders})
 
     def model_aliases(self) -> dict[str, str]:

@@ -22,6 +22,7 @@ from starlette.types import Scope
 
 from openreel.errors import OpenreelError
 from openreel.models.catalog import ModelCard, all_cards, get_card
+from openreel.server import loras as server_loras
 from openreel.server.auth import Principal, authenticate
 from openreel.server.openai_videos import ERRORS, OpenAIServingVideos, get_serving
 from openreel.server.protocol import ApiError, ErrorResponse, NotFound
@@ -160,6 +161,20 @@ def model_info(card: ModelCard) -> ModelInfo:
     )
 
 
+class LoraInfo(BaseModel):
+    id: str = Field(description='The name a request gives in "loras".')
+    family: str | None = Field(description="The family it is for; null when its file does not say.")
+    family_title: str | None
+    author: str | None
+    licence: str | None
+    error: str | None = Field(None, description="Why it cannot be used (not a LoRA file), if it cannot.")
+
+
+class LoraList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[LoraInfo]
+
+
 class StudioServing:
     """The studio's reads, on plain data; errors are openreel errors the app's handlers render."""
 
@@ -182,6 +197,11 @@ class StudioServing:
             aliases=aliases,
             defaults=StudioDefaults(size=settings.default_size, seconds=settings.default_seconds),
         )
+
+    def loras(self) -> LoraList:
+        folder = self.videos.settings.loras_path
+        offered = server_loras.offered(folder)
+        return LoraList(data=[LoraInfo(**server_loras.describe(path)) for path in offered])
 
     # The models view (issue 15): download in a child process that outlives a restart, cancel, delete.
     def start_download(self, model_id: str) -> DownloadInfo:
@@ -225,9 +245,14 @@ class StudioServing:
     def recipe(self, video_id: str, owner: str, variation: int) -> dict[str, Any]:
         path = self._output_file(video_id, owner, "recipe", variation)
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            recipe = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise OpenreelError(f"the recipe of video {video_id} cannot be read: {exc}") from None
+        # A LoRA is named as the request named it, not by where it lies on the server.
+        for lora in recipe.get("spec", {}).get("loras") or ():
+            if isinstance(lora, dict) and Path(str(lora.get("source", ""))).is_absolute():
+                lora["source"] = server_loras.offered_name(Path(lora["source"]))
+        return recipe
 
     def provenance(self, video_id: str, owner: str, variation: int) -> dict[str, Any]:
         from openreel.provenance import verify
@@ -261,6 +286,13 @@ def list_model_cards(
     principal: Principal = Depends(authenticate), studio: StudioServing = Depends(get_studio)
 ) -> ModelCatalog:
     return studio.models()
+
+
+@router.get("/loras", response_model=LoraList, responses=ERRORS, summary="LoRAs this server offers")
+async def list_loras(
+    principal: Principal = Depends(authenticate), studio: StudioServing = Depends(get_studio)
+) -> LoraList:
+    return await run_in_threadpool(studio.loras)
 
 
 @router.post(
