@@ -60,6 +60,11 @@ class ModelCard:
         return self.source == "tiny"
 
     @property
+    def makes_audio(self) -> bool:
+        """Whether the model makes a sound track with its frames (LTX-2)."""
+        return bool(self.options.get("audio"))
+
+    @property
     def hub_repo(self) -> str | None:
         return self.source.removeprefix("hub:") if self.source.startswith("hub:") else None
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from openreel.models.catalog import ModelCard, get_card
 from openreel.models.families import family_module
+from openreel.models.families.ltx2 import SIZE_KEYS as LTX2_SIZE_KEYS
 from openreel.models.reference import instantiate, load_reference, resolve_class
 
 if TYPE_CHECKING:
@@ -100,6 +101,9 @@ SIZE_KEYS: dict[str, frozenset[str]] = {
             "vace_layers",
         }
     ),
+    "SkyReelsV2Transformer3DModel": frozenset(
+        {"num_attention_heads", "attention_head_dim", "ffn_dim", "num_layers", "text_dim"}
+    ),
     "HunyuanVideoTransformer3DModel": frozenset(
         {
             "num_attention_heads",
@@ -143,6 +147,8 @@ SIZE_KEYS: dict[str, frozenset[str]] = {
         {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "projection_dim"}
     ),
     "LlavaForConditionalGeneration": frozenset({"text_config", "vision_config"}) | _TEXT_VOCABULARY,
+    # LTX-2's classes: its family module keeps their size keys beside its shrink rule.
+    **LTX2_SIZE_KEYS,
 }
 # Lists whose length is a depth, not a compression: their length may change with the depth.
 DEPTH_LISTS = frozenset({"vace_layers"})

@@ -157,6 +157,8 @@ def missing_weights_message(card: ModelCard, reason: str) -> str:
         f"with `--model /path/to/{repo.split('/')[-1] if repo else card.id}`. To try openreel "
         f"offline right now, use its tiny twin: `--model {_twin_id(card)}` (random weights: "
         "the video is noise, but every stage runs)."
+        # Gated parts (LTX-2's Gemma text encoder) download only once their licence is accepted.
+        + (f" {card.options['gated']}" if card.options.get("gated") else "")
     )
 
 
