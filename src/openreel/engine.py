@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from openreel.provenance.label import Label
+    from openreel.render.audio import Audio, Timeline
     from openreel.render.runner import Runner
 
 # Share of one variation's work spent after denoising (VAE decode, post-processing, encode).
@@ -406,9 +407,11 @@ class Engine:
         video, thumbnail, sprites = output_paths(output, index)
         mark = _video_id(spec, model, seed) if video_id is None else f"{video_id}/{index}"
         payload, label = _payload(mark), self.label
+        # The new part's sound, filled as the model makes it; None for a silent video.
+        sound = _new_sound(spec, card, plan)
         with self.runner.adapters(card, folder, plan, self._loras(spec)):
-            frames = self._new_frames(card, folder, plan, seed, clock, should_cancel, latents)
-            self._finish(frames, plan, video, thumbnail, sprites, should_cancel, payload, label)
+            frames = self._new_frames(card, folder, plan, seed, clock, should_cancel, latents, sound)
+            self._finish(frames, plan, video, thumbnail, sprites, should_cancel, payload, label, sound)
         clock.emit("finishing", 1 - _FINISH_SHARE / 2, plan.steps)
         # Derived outputs say so: edited, with the source clip (or image) as an ingredient.
         # (An image-to-video output is a creation: its image is named in the recipe.)
@@ -511,8 +514,10 @@ class Engine:
         clock: _ProgressClock,
         should_cancel: Callable[[], bool] | None,
         latents: LatentsFile | None = None,
+        sound: Timeline | None = None,
     ) -> Iterator[np.ndarray]:
-        """What the model makes for this mode, at the model stage's size, as uint8 frames."""
+        """What the model makes for this mode, at the model stage's size, as uint8 frames; its
+        sound goes on ``sound`` (seconds from the new part's first frame) when that is given."""
         from openreel.plan import overlap_frames as overlap_frames_of
         from openreel.render.inputs import clip_at, load_image
         from openreel.render.post import float_to_uint8
@@ -526,6 +531,9 @@ class Engine:
             a = _exactly(clip_at(plan.inputs["video"], **size), plan.num_frames)
             b = _exactly(clip_at(plan.inputs["video_b"], **size), plan.num_frames)
             weight = _curve(plan.inputs.get("curve", "ease"), plan.num_frames)[:, None, None, None]
+            if sound is not None:
+                # The two clips' sounds crossfade along the same curve as their pictures.
+                sound.place(0.0, _blended_sound(plan, weight[:, 0, 0, 0]))
             # The curve-weighted mix, re-made by the model so the transition is one coherent scene.
             made = self.runner.run_remix(
                 card,
@@ -557,6 +565,9 @@ class Engine:
         elif plan.mode in ("extend", "remix"):
             source = clip_at(plan.inputs["video"], width=plan.width, height=plan.height, fps=plan.native_fps)
             if plan.mode == "remix":
+                if sound is not None:
+                    # A remix keeps the clip's timing, so it keeps the clip's sound.
+                    sound.place(0.0, _clip_sound(plan.inputs["video"]))
                 # The source on the model's frame grid: padded with its last frame to a valid count.
                 frames = _exactly(source, plan.num_frames)
                 made = self.runner.run_remix(
@@ -591,6 +602,7 @@ class Engine:
             keyframes=keyframes,
             references=references,
             latents=latents,
+            sound=sound,
         )
 
     def _model_frames(
@@ -607,6 +619,7 @@ class Engine:
         keyframes: list[tuple[np.ndarray, int]] | None = None,
         references: list[np.ndarray] | None = None,
         latents: LatentsFile | None = None,
+        sound: Timeline | None = None,
     ) -> Iterator[np.ndarray]:
         """The clip's frames as the model stage makes them, window after window, as uint8.
 
@@ -645,6 +658,11 @@ class Engine:
                 latents=latents,
             )
             stop = len(made.final) - (plan.trailing if window.index == last else 0)
+            if sound is not None and made.audio is not None:
+                # A window's sound starts at its first frame, overlap included: where it overlaps
+                # the previous window's, the two crossfade (render.audio.Timeline).
+                first_new = plan.windows[0].overlap
+                sound.place((window.start - first_new) / plan.native_fps, made.audio)
             yield from float_to_uint8(made.final[window.overlap : stop])
             following = plan.windows[window.index + 1] if window.index + 1 < len(plan.windows) else None
             tail = made.native[-following.overlap :] if following else None
@@ -659,6 +677,7 @@ class Engine:
         should_cancel: Callable[[], bool] | None,
         payload: bytes,
         label: Label | None,
+        sound: Timeline | None = None,
     ) -> None:
         from openreel.provenance import watermark_frames
         from openreel.provenance.label import label_frames
@@ -675,6 +694,7 @@ class Engine:
             interpolate=plan.retime.method == "minterpolate",
         )
         total = plan.out_frames
+        count = 0
         if plan.source_frames != 0:
             # The clip itself, at the output's size and fps, then the new part (or new part first,
             # extending backwards): one continuous video. A loop keeps the clip's first part.
@@ -699,16 +719,77 @@ class Engine:
         sample = _sprite_indices(total, SPRITE_COLUMNS * SPRITE_ROWS)
         picked: list[np.ndarray] = []
         poster: np.ndarray | None = None
-        with VideoWriter(video, width=plan.out_width, height=plan.out_height, fps=plan.out_fps) as writer:
+        size = {"width": plan.out_width, "height": plan.out_height, "fps": plan.out_fps}
+        with VideoWriter(video, **size, audio=sound is not None) as writer:
             for index, frame in enumerate(_cancellable(stream, should_cancel)):
                 writer.write(frame)
                 if index in sample:
                     picked.append(frame)
                 if index == total // 2 or poster is None:
                     poster = frame
+            if sound is not None:
+                # Only now is the new part's sound whole (windows are made as frames are pulled).
+                writer.audio = _final_sound(sound, plan, count)
         assert poster is not None
         write_thumbnail(poster, thumbnail)
         write_spritesheet(picked, sprites, columns=SPRITE_COLUMNS, rows=SPRITE_ROWS)
+
+
+def _new_sound(spec: VideoSpec, card: ModelCard, plan: Plan) -> Timeline | None:
+    """A timeline for the output's sound, or None for a silent video: sound is on by default
+    where the model makes it or a source clip has it; ``spec.audio`` False turns it off."""
+    if spec.audio is False:
+        return None
+    from openreel.render.audio import Timeline, has_audio
+
+    sources = [plan.inputs.get(name) for name in ("video", "video_b")]
+    if card.makes_audio or any(source and has_audio(source) for source in sources):
+        return Timeline()
+    if spec.audio:
+        raise SpecError(
+            f"{card.id} makes no sound and the clip has none: leave out --audio, or choose a "
+            "model that makes sound (ltx-2)",
+            param="audio",
+        )
+    return None
+
+
+def _clip_sound(path: str) -> Audio:
+    from openreel.render.audio import Audio, read_audio
+
+    return read_audio(path) or Audio.silence(0.0)
+
+
+def _blended_sound(plan: Plan, weight: np.ndarray) -> Audio:
+    """Blend: clip a's sound into clip b's, along the picture's curve (one weight per frame)."""
+    from openreel.render.audio import crossfade
+
+    seconds = plan.num_frames / plan.native_fps
+    a = _clip_sound(plan.inputs["video"]).fit(seconds)
+    b = _clip_sound(plan.inputs["video_b"]).fit(seconds)
+    return crossfade(a, b, weight)
+
+
+def _final_sound(sound: Timeline, plan: Plan, source_count: int) -> Audio | None:
+    """The whole output's sound: the new part's, and for an extension or loop the source clip's
+    own sound for the clip's part (silence where a part has none), on the output's time axis."""
+    from openreel.render.audio import Timeline, loop_seam
+
+    new_seconds = plan.out_frames / plan.out_fps
+    if source_count == 0:
+        return sound.render(new_seconds)
+    source_seconds = source_count / plan.out_fps
+    whole = Timeline()
+    source = _clip_sound(plan.inputs["video"]).fit(source_seconds)
+    new = sound.render(new_seconds)
+    # Extending backwards puts the new part first (plan.trailing: it ends on the clip's head).
+    source_at, new_at = (new_seconds, 0.0) if plan.trailing else (0.0, source_seconds)
+    whole.place(source_at, source)
+    if new is not None:
+        whole.place(new_at, new)
+    track = whole.render(source_seconds + new_seconds)
+    # A loop plays on into its own start: its end meets its first sample without a step.
+    return loop_seam(track) if plan.mode == "loop" and track is not None else track
 
 
 def _checked_loras(

@@ -121,6 +121,9 @@ class VideoSpec:
     quality: str = "standard"
     # LoRAs on the model: {"source": file or hub id, "scale": float}, loaded for this run only.
     loras: tuple[dict[str, Any], ...] = ()
+    # A sound track: None = the model's default (on where the model makes sound, as with Sora 2),
+    # True = sound wanted (refused by a model that makes none), False = a silent video.
+    audio: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -178,6 +181,8 @@ class VideoSpec:
         if self.quality not in QUALITIES:
             choices = ", ".join(QUALITIES)
             raise SpecError(f"unknown quality {self.quality!r}; choose one of {choices}", param="quality")
+        if self.audio is not None and not isinstance(self.audio, bool):
+            raise SpecError(f"audio must be true or false (got {self.audio!r})", param="audio")
         from openreel.models.lora import check_entries
 
         loras = check_entries(self.loras)

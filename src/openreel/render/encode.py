@@ -8,6 +8,10 @@ The MP4s are what players and browsers expect without guessing: H.264 High, yuv4
 to and tagged as BT.709 limited range (an untagged or BT.601-converted file shifts colours in
 some players), moov atom first (``+faststart``, so playback starts before the download ends),
 a time base of 1/fps with one tick per frame (exact fps, exact frame count).
+
+With ``audio=True`` the MP4 also holds an AAC track (48 kHz stereo, ``render.audio``): its
+timestamps count samples in the stream's 1/48000 time base from 0, the first frame's time, and it
+lasts as long as the video (padded with silence or cut, to within one AAC frame of 1024 samples).
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ import numpy as np
 from openreel.atomic import atomic_path, commit, temp_path
 
 if TYPE_CHECKING:
+    import av.audio.stream
     import av.container
     import av.video.stream
+
+    from openreel.render.audio import Audio
 
 # x264's output depends on its thread count (measured: 1, 2, 4 and 8 threads give four different
 # files from the same 720p frames), and "auto" follows the machine's core count. A fixed count
@@ -108,6 +115,7 @@ class VideoWriter:
         crf: int = 20,
         preset: str = "veryfast",
         lossless: bool = False,
+        audio: bool = False,
     ) -> None:
         import av
 
@@ -119,6 +127,9 @@ class VideoWriter:
         self.path = Path(path)
         self.width, self.height, self.fps = width, height, int(fps)
         self.frames = 0
+        # The sound, set any time before ``close`` (a lazily made clip knows it only at the end);
+        # with ``audio=True`` and none set, the track is silent.
+        self.audio: Audio | None = None
         self._time_base = Fraction(1, self.fps)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._temp = temp_path(self.path)
@@ -127,6 +138,8 @@ class VideoWriter:
         )
         try:
             self._stream = self._add_stream(crf, preset)
+            # Streams must all exist before the first packet is written: the track is added now.
+            self._audio_stream = self._add_audio_stream() if audio else None
         except BaseException:
             self.abort()
             raise
@@ -152,6 +165,35 @@ class VideoWriter:
             options["x264-params"] = _x264_params()
         context.options = options
         return stream
+
+    def _add_audio_stream(self) -> av.audio.stream.AudioStream:
+        from openreel.render.audio import RATE
+
+        assert self._container is not None
+        stream = self._container.add_stream("aac", rate=RATE)
+        stream.layout = "stereo"
+        stream.format = "fltp"
+        stream.time_base = Fraction(1, RATE)
+        stream.codec_context.time_base = Fraction(1, RATE)
+        stream.codec_context.options = {"b": "192k"}
+        return stream
+
+    def _write_audio(self) -> None:
+        """The whole track: the set sound at 48 kHz, fitted to the video's duration."""
+        import av
+
+        from openreel.render.audio import AAC_FRAME, RATE, Audio
+
+        assert self._container is not None and self._audio_stream is not None
+        sound = (self.audio or Audio.silence(0.0)).resampled(RATE)
+        samples = sound.fit_samples(round(self.frames * RATE / self.fps)).samples
+        time_base = Fraction(1, RATE)
+        for offset in range(0, samples.shape[1], AAC_FRAME):
+            chunk = np.ascontiguousarray(samples[:, offset : offset + AAC_FRAME])
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts, frame.time_base = RATE, offset, time_base
+            self._container.mux(self._audio_stream.encode(frame))
+        self._container.mux(self._audio_stream.encode(None))
 
     def write(self, frame: np.ndarray) -> None:
         if self._container is None:
@@ -196,6 +238,8 @@ class VideoWriter:
             raise ValueError("no frames were written; an empty video is not written")
         try:
             self._container.mux(self._stream.encode(None))
+            if self._audio_stream is not None:
+                self._write_audio()
             self._container.close()  # with +faststart this rewrites the file, moov first
             self._container = None
             commit(self._temp, self.path)

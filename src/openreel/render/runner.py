@@ -24,6 +24,7 @@ from openreel.plan import MemoryPlan, Plan, Window
 if TYPE_CHECKING:
     import numpy as np
 
+    from openreel.render.audio import Audio
     from openreel.render.latents import LatentsFile
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,10 @@ class Runner:
         generator = torch.Generator(device="cpu").manual_seed(seed + _WINDOW_SEED_STRIDE * window.index)
         callback = _StepReporter(call_plan, on_step, should_cancel)
         arguments = family.call_arguments(call_plan, generator)
+        if hasattr(family, "prepare_call"):  # arguments that depend on the loaded weights
+            arguments = family.prepare_call(pipe, arguments)
         anchor: LatentAnchor | None = None
+        audio: Audio | None = None
         if _conditions_natively(family, card):
             items = [(tail, 0)] if tail is not None else []
             if end is not None:
@@ -274,12 +278,14 @@ class Runner:
                     native = final
                 else:
                     with _cached(pipe, plan.cache):
-                        native = pipe(
+                        output = pipe(
                             **arguments,
                             output_type="np",
                             callback_on_step_end=step_end,
                             callback_on_step_end_tensor_inputs=["latents"],
-                        ).frames[0]
+                        )
+                    native = output.frames[0]
+                    audio = _sound(family, pipe, output)
                     _check_shape(card, native, (window.num_frames, plan.height, plan.width, 3))
                     final = native
                     # The refinement runs uncached: its pipeline (Wan's video-to-video) sets no
@@ -308,7 +314,7 @@ class Runner:
             else (plan.height, plan.width)
         )
         _check_shape(card, final, (window.num_frames, *size, 3))
-        return WindowFrames(native=native, final=final)
+        return WindowFrames(native=native, final=final, audio=audio)
 
     def _video_to_video(
         self,
@@ -384,6 +390,18 @@ class Runner:
 class WindowFrames:
     native: np.ndarray  # at the generation size; its tail conditions the next window
     final: np.ndarray  # after the model upscale stage (the same array when there is none)
+    # The window's sound, from its first frame on, when the model makes sound (LTX-2). A window
+    # decoded from saved latents (a resumed run) has none: only the video decode is saved.
+    audio: Audio | None = None
+
+
+def _sound(family: Any, pipe: Any, output: Any) -> Audio | None:
+    """The waveform a sound-making pipeline returned beside the frames (the first video's)."""
+    if not getattr(family, "MAKES_AUDIO", False) or getattr(output, "audio", None) is None:
+        return None
+    from openreel.render.audio import Audio
+
+    return Audio.from_pipeline(output.audio[0], family.audio_sample_rate(pipe))
 
 
 # Window k's generator is seeded seed + k * stride: distinct noise per window, reproducible.
