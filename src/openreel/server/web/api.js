@@ -81,6 +81,7 @@ export async function request(path, { method = "GET", body, json, signal } = {})
 export const api = {
   styles: () => request("/v1/openreel/styles").then((r) => r.data),
   models: () => request("/v1/openreel/models").then((r) => r.data),
+  loras: () => request("/v1/openreel/loras").then((r) => r.data),
   // The models view: a download is a job on the server; cancel and delete by the model's id.
   downloadModel: (id) => request(`/v1/openreel/models/${encodeURIComponent(id)}/download`, { method: "POST" }).then((r) => r.data),
   cancelModelDownload: (id) =>

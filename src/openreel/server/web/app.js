@@ -62,8 +62,8 @@ document.addEventListener("openreel:download-model", (event) => models.open(even
 // What is downloaded changed: the pickers say so without a reload (the composer keeps what was typed).
 async function refreshCatalog() {
   try {
-    const [styles, catalog] = await Promise.all([api.styles(), api.models()]);
-    composer.setCatalog(styles, catalog);
+    const [styles, catalog, loras] = await Promise.all([api.styles(), api.models(), api.loras()]);
+    composer.setCatalog(styles, catalog, loras);
     editor.setCatalog(catalog);
     storyboard.setCatalog(catalog);
   } catch (error) {
@@ -156,8 +156,8 @@ async function showServer() {
 async function boot() {
   keyButton.hidden = !apiKey.get();
   try {
-    const [styles, catalog] = await Promise.all([api.styles(), api.models()]);
-    composer.setCatalog(styles, catalog);
+    const [styles, catalog, loras] = await Promise.all([api.styles(), api.models(), api.loras()]);
+    composer.setCatalog(styles, catalog, loras);
     editor.setCatalog(catalog);
     storyboard.setCatalog(catalog);
     showBanner("");

@@ -8,7 +8,7 @@ import { clear, el, formatSeconds, modeLabel, modesShort, otherModes, startModes
 const DRAFT_STORAGE = "openreel.draft";
 const TEXT_FIELDS = [
   "prompt", "negative_prompt", "style", "model", "seconds", "resolution", "aspect", "size",
-  "seed", "steps", "guidance", "fps",
+  "seed", "steps", "guidance", "fps", "quality", "memory",
 ];
 // error.param from the server -> the control it is about. Anything else is shown under the form.
 const PARAM_FIELDS = {
@@ -26,6 +26,9 @@ const PARAM_FIELDS = {
   steps: "steps",
   guidance: "guidance",
   fps: "fps",
+  quality: "quality",
+  memory: "memory",
+  loras: "loras",
   variations: "variations",
   input_reference: "input_reference",
   image: "input_reference",
@@ -35,8 +38,10 @@ const FIELD_NAMES = {
   prompt: "Prompt", negative_prompt: "Negative prompt", style: "Style", model: "Model",
   seconds: "Duration", size: "Width × height", resolution: "Resolution", aspect: "Aspect ratio",
   seed: "Seed", steps: "Steps", guidance: "Guidance", fps: "Frames per second",
-  variations: "Variations", input_reference: "Image",
+  variations: "Variations", input_reference: "Image", quality: "Quality", memory: "Memory", loras: "LoRAs",
 };
+// Settings that live under "More settings": an error about one opens it.
+const MORE_SETTINGS = ["guidance", "fps", "memory", "loras"];
 
 export function createComposer({ onCreated }) {
   const form = document.getElementById("composer");
@@ -48,12 +53,15 @@ export function createComposer({ onCreated }) {
   const upload = { field: $("upload-field"), input: $("input_reference"), file: null };
   let styles = new Map();
   let models = new Map();
+  let offeredLoras = [];
   let aliases = {};
   let defaults = { size: "", seconds: "" };
 
   // --- catalog: styles and models ---
 
-  function setCatalog(styleList, catalog) {
+  function setCatalog(styleList, catalog, loraList = { data: [] }) {
+    const keepLoras = chosenLoras();
+    offeredLoras = loraList.data || [];
     const keepStyle = fields.style.value;
     const keepModel = fields.model.value;
     styles = new Map(styleList.data.map((style) => [style.id, style]));
@@ -97,6 +105,7 @@ export function createComposer({ onCreated }) {
     fields.size.placeholder = defaults.size || "1280x720";
     if (keepStyle && styles.has(keepStyle)) styleSelect.value = keepStyle;
     if (keepModel && optionExists(modelSelect, keepModel)) modelSelect.value = keepModel;
+    renderLoras(keepLoras);
     restoreDraft();
     syncAspect(); // the default size is known now
     describeStyle();
@@ -178,6 +187,57 @@ export function createComposer({ onCreated }) {
     const canStartFromImage = card.modes.includes("i2v");
     upload.field.hidden = !canStartFromImage;
     if (!canStartFromImage) clearUpload();
+    renderLoras(chosenLoras());
+  }
+
+  // --- LoRAs: the ones the server offers, usable where they fit the chosen model's family ---
+
+  function chosenLoras() {
+    return [...document.querySelectorAll("#loras input[type=checkbox]:checked:not(:disabled)")].map((box) => ({
+      source: box.value,
+      scale: document.getElementById(`${box.id}-scale`).value.trim(),
+    }));
+  }
+
+  function renderLoras(chosen = []) {
+    const list = $("loras");
+    const card = selectedCard();
+    const wanted = new Map(chosen.map((lora) => [lora.source, lora.scale ?? ""]));
+    if (!offeredLoras.length) {
+      list.replaceChildren(
+        el("p", { class: "muted" }, "This server offers no LoRAs yet. Its operator puts .safetensors files in its LoRA folder (", el("code", {}, "openreel serve --lora-dir"), ")."),
+      );
+      return;
+    }
+    list.replaceChildren(
+      ...offeredLoras.map((lora, index) => {
+        const id = `lora-${index}`;
+        const otherFamily = card && lora.family && lora.family !== card.family;
+        const why = lora.error ? lora.error : otherFamily ? `made for ${lora.family_title}, not ${card.title}` : "";
+        const box = el("input", { type: "checkbox", id, value: lora.id });
+        box.checked = wanted.has(lora.id) && !why;
+        box.disabled = Boolean(why);
+        const scale = el("input", {
+          id: `${id}-scale`,
+          type: "text",
+          inputmode: "decimal",
+          class: "lora-scale",
+          placeholder: "1.0",
+          "aria-label": `Strength of ${lora.id}`,
+        });
+        scale.value = wanted.has(lora.id) && wanted.get(lora.id) !== 1 ? String(wanted.get(lora.id)) : "";
+        scale.disabled = Boolean(why);
+        const credit = lora.author ? `by ${lora.author} (${lora.licence})` : "";
+        const family = lora.family_title ? `for ${lora.family_title}` : "for any model";
+        return el(
+          "div",
+          { class: "lora-row", dataset: { lora: lora.id } },
+          box,
+          el("label", { for: id }, lora.id, " ", el("span", { class: "muted" }, why || [family, credit].filter(Boolean).join(" · "))),
+          scale,
+        );
+      }),
+    );
   }
 
   // --- size: named resolution + aspect, or an exact WIDTHxHEIGHT ---
@@ -268,6 +328,7 @@ export function createComposer({ onCreated }) {
     const data = Object.fromEntries(TEXT_FIELDS.map((name) => [name, fields[name].value]));
     data.size_mode = sizeMode();
     data.variations = form.querySelector("input[name=variations]:checked").value;
+    data.loras = chosenLoras();
     return data;
   }
 
@@ -302,7 +363,8 @@ export function createComposer({ onCreated }) {
     const variations = String(settings.variations || "1");
     const radio = form.querySelector(`input[name=variations][value="${variations}"]`);
     if (radio) radio.checked = true;
-    if (settings.guidance || settings.fps) $("more-settings").open = true;
+    if (Array.isArray(settings.loras)) renderLoras(settings.loras);
+    if (settings.guidance || settings.fps || settings.memory || settings.loras?.length) $("more-settings").open = true;
     clearErrors();
     describeStyle();
     describeModel();
@@ -335,7 +397,7 @@ export function createComposer({ onCreated }) {
       formError.hidden = false;
       return;
     }
-    if (["guidance", "fps"].includes(target)) $("more-settings").open = true;
+    if (MORE_SETTINGS.includes(target)) $("more-settings").open = true;
     if (["size"].includes(target)) setSizeMode("exact");
     if (["resolution", "aspect"].includes(target)) setSizeMode("named");
     const note = $(`${target}-error`);
@@ -364,9 +426,11 @@ export function createComposer({ onCreated }) {
       if (text !== "") data.append(name, text);
     };
     data.append("prompt", fields.prompt.value);
-    for (const name of ["model", "negative_prompt", "style", "seconds", "seed", "steps", "guidance", "fps"]) {
+    for (const name of ["model", "negative_prompt", "style", "seconds", "seed", "steps", "guidance", "fps", "quality", "memory"]) {
       put(name, fields[name].value);
     }
+    // A list in a form, as the openai SDK sends one: loras[] once per LoRA.
+    for (const lora of chosenLoras()) data.append("loras[]", lora.scale === "" ? lora.source : `${lora.source}:${lora.scale}`);
     if (sizeMode() === "exact") {
       put("size", fields.size.value.replace(/\s+/g, "").replace("×", "x"));
     } else if (fields.resolution.value) {

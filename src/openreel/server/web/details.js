@@ -166,6 +166,9 @@ export function settingsFromRecipe(recipe, variation = 1) {
     steps: spec.steps ?? "",
     guidance: spec.guidance ?? "",
     fps: spec.fps ?? "",
+    quality: spec.quality === "standard" ? "" : spec.quality ?? "",
+    memory: spec.memory === "auto" ? "" : spec.memory ?? "",
+    loras: spec.loras ?? [],
     // Remaking one chosen variation of several needs only its own seed.
     variations: variation > 1 ? 1 : spec.variations ?? 1,
   };
@@ -190,6 +193,9 @@ export function settingsFromVideo(video, variation = 1) {
     steps: info.steps ?? "",
     guidance: info.guidance ?? "",
     fps: info.fps ?? "",
+    quality: info.quality ?? "",
+    memory: info.memory ?? "",
+    loras: info.loras ?? [],
     variations: info.variations ?? 1,
   };
 }
