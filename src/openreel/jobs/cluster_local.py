@@ -97,12 +97,16 @@ class LocalRayCluster:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             # The group this object started: the head and every process it spawned.
+            # `ray start --block` takes many seconds over SIGTERM; nothing of a throwaway cluster
+            # needs keeping, so the group is killed after a short grace.
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(20)
+                self.process.wait(2)
             except (ProcessLookupError, subprocess.TimeoutExpired):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
+                pass
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
         self.process = None
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 

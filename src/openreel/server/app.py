@@ -92,6 +92,32 @@ def install_exception_handlers(app: FastAPI) -> None:
         return error_response(500, "internal server error; the server log has details", code="internal_error")
 
 
+def make_executor(
+    settings: Settings, store: JobStore, engine_factory: Callable[[], EngineLike] = default_engine_factory
+) -> LocalExecutor:
+    """Worker threads here (``local``), or Ray actors pulling from the same queue (``ray``)."""
+    options = dict(
+        outputs_dir=settings.outputs_path,
+        idle_poll_s=settings.idle_poll_s,
+        heartbeat_s=settings.heartbeat_s,
+        stale_after_s=settings.stale_after_s,
+        retention_s=settings.retention,
+        sweep_every_s=settings.sweep_every_s,
+        webhook_url=settings.webhook_url,
+    )
+    if settings.executor == "ray":
+        from openreel.jobs.ray_executor import RayExecutor  # imports Ray only when it starts
+
+        return RayExecutor(
+            store,
+            address=settings.ray_address,
+            workers=settings.ray_workers,
+            memory_gib=settings.ray_worker_memory_gib,
+            **options,
+        )
+    return LocalExecutor(store, workers=settings.workers, engine_factory=engine_factory, **options)
+
+
 def build_app(
     settings: Settings | None = None,
     *,
@@ -108,18 +134,7 @@ def build_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
         job_store = store or await run_in_threadpool(JobStore, settings.database_url)
-        executor = LocalExecutor(
-            job_store,
-            outputs_dir=settings.outputs_path,
-            workers=settings.workers,
-            engine_factory=engine_factory,
-            idle_poll_s=settings.idle_poll_s,
-            heartbeat_s=settings.heartbeat_s,
-            stale_after_s=settings.stale_after_s,
-            retention_s=settings.retention,
-            sweep_every_s=settings.sweep_every_s,
-            webhook_url=settings.webhook_url,
-        )
+        executor = make_executor(settings, job_store, engine_factory)
         await run_in_threadpool(executor.start)
         dispatcher = None
         if settings.webhook_url and settings.webhook_secret:

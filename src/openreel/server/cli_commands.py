@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from openreel.errors import OpenreelError
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -65,9 +67,28 @@ def serve_command(
         help="The LoRAs requests may name: .safetensors files (or folders of one) in this folder "
         "(default: loras in the openreel folder).",
     ),
+    executor: str = typer.Option(
+        "local",
+        "--executor",
+        help="Who runs jobs: local (worker threads here) or ray (actors on a Ray cluster; "
+        "pip install 'openreel[ray]').",
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        envvar="OPENREEL_RAY_ADDRESS",
+        help="The Ray cluster for --executor ray: auto (started here with `ray start`), HOST:PORT of its "
+        "head, or ray://HOST:PORT.",
+    ),
+    ray_workers: int | None = typer.Option(
+        None, "--ray-workers", help="Ray workers to start (default: one per GPU, else one per node)."
+    ),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Serve the OpenAI Videos API (point the openai SDK's base_url at http://HOST:PORT/v1)."""
+    if executor not in ("local", "ray"):
+        err_console.print(f"[red]error:[/red] --executor is local or ray (got {executor!r})")
+        raise typer.Exit(2)
     import uvicorn
 
     from openreel.jobs.store import JobStore
@@ -91,6 +112,9 @@ def serve_command(
         webhook_url=webhook_url,
         webhook_secret=webhook_secret,
         log_level=log_level,
+        executor=executor,
+        ray_address=ray_address,
+        ray_workers=ray_workers,
     )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -102,9 +126,15 @@ def serve_command(
         err_console.print(f"[red]error:[/red] {exc}")
         store.close()
         raise typer.Exit(2) from None
+    if settings.executor == "ray" and not _join_ray(settings.ray_address):
+        store.close()
+        raise typer.Exit(2)
     mode = "API keys required" if store.active_key_count() else "single-user (no API keys)"
+    workers = f"{settings.workers} worker(s)"
+    if settings.executor == "ray":
+        workers = f"workers on the Ray cluster at {settings.ray_address}"
     err_console.print(
-        f"openreel {store.dialect} queue, {settings.workers} worker(s), {mode}: "
+        f"openreel {store.dialect} queue, {workers}, {mode}: "
         f"base_url=http://{settings.host}:{settings.port}/v1"
     )
     try:
@@ -117,6 +147,21 @@ def serve_command(
         )
     finally:
         store.close()
+
+
+def _join_ray(address: str) -> bool:
+    """Join the cluster before binding, so a wrong address is one sentence, not a traceback."""
+    try:
+        from openreel.jobs.ray_executor import connect
+
+        connect(address)
+    except ImportError:
+        err_console.print("[red]error:[/red] --executor ray needs Ray: pip install 'openreel[ray]'")
+        return False
+    except OpenreelError as exc:
+        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
+        return False
+    return True
 
 
 keys_app = typer.Typer(
@@ -208,3 +253,88 @@ def keys_revoke(
         err_console.print(f"revoked {record.id} ({record.name})")
     if left == 0:
         err_console.print("no active keys remain: the server is single-user on loopback again")
+
+
+cluster_app = typer.Typer(help="The workers serving a shared queue (openreel serve --executor ray).")
+
+
+def _ago(timestamp: float) -> str:
+    import time
+
+    seconds = max(0.0, time.time() - timestamp)
+    return f"{seconds:.0f} s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
+
+
+@cluster_app.command("status")
+def cluster_status(
+    database_url: str | None = typer.Option(
+        None, "--database-url", envvar="OPENREEL_DATABASE_URL", help=_DB_HELP
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    stale_after: float = typer.Option(
+        120.0, "--stale-after", help="Seconds without a heartbeat after which a worker counts as gone."
+    ),
+) -> None:
+    """Workers, their devices, loaded models and running jobs, as the queue's database has them."""
+    import json
+    import time
+
+    store = _store(database_url)
+    try:
+        workers = store.list_workers()
+        jobs = {worker.job_id: store.get(worker.job_id) for worker in workers if worker.job_id}
+        queued = store.counts().get("queued", 0)
+    finally:
+        store.close()
+    now = time.time()
+    rows = []
+    for worker in workers:
+        job = jobs.get(worker.job_id) if worker.job_id else None
+        rows.append(
+            {
+                "name": worker.name,
+                "host": worker.host,
+                "device": worker.device,
+                "device_name": worker.device_name,
+                "memory_gib": round(worker.memory_gib, 1),
+                "loaded_model": worker.loaded_model,
+                "alive": now - worker.heartbeat_at <= stale_after,
+                "last_seen": worker.heartbeat_at,
+                "job": None
+                if job is None
+                else {
+                    "id": job.id,
+                    "model": job.resolved_model or job.model,
+                    "progress": job.progress,
+                    "stage": job.stage,
+                },
+            }
+        )
+    if as_json:
+        print(json.dumps({"workers": rows, "queued": queued}, indent=2))
+        return
+    if not rows:
+        err_console.print(
+            "no workers have registered with this queue (start one: openreel serve --executor ray)"
+        )
+        return
+    table = Table("worker", "device", "memory", "loaded model", "running", "last seen")
+    for row in rows:
+        job = row["job"]
+        running = (
+            "-"
+            if job is None
+            else f"{job['id']} ({job['model']}, {job['progress']:.0%} {job['stage'] or ''})"
+        )
+        seen = _ago(row["last_seen"]) + ("" if row["alive"] else " [red](gone)[/red]")
+        table.add_row(
+            row["name"],
+            f"{row['device']}: {row['device_name']}",
+            f"{row['memory_gib']:.1f} GiB",
+            row["loaded_model"] or "-",
+            running,
+            seen,
+        )
+    console.print(table)
+    alive = sum(1 for row in rows if row["alive"])
+    err_console.print(f"{alive} of {len(rows)} worker(s) alive, {queued} job(s) queued")

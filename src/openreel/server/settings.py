@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -87,6 +87,15 @@ class Settings(BaseModel):
     heartbeat_s: float = Field(10.0, gt=0)
     # How often an idle worker looks for jobs queued by other processes.
     idle_poll_s: float = Field(0.5, gt=0)
+    # Who runs the jobs: "local" worker threads, or "ray" actors on a Ray cluster (openreel.jobs.
+    # ray_executor; the database stays the queue, PostgreSQL when the cluster has several machines).
+    executor: Literal["local", "ray"] = "local"
+    # auto (the cluster `ray start` made here), host:port of its head (GCS), or ray://host:port.
+    ray_address: str = "auto"
+    # Ray workers to start; None: one per GPU of the cluster, or one per node when it has none.
+    ray_workers: int | None = Field(None, ge=1, le=1024)
+    # Each Ray worker's device memory as placement counts it; None: what the device has free.
+    ray_worker_memory_gib: float | None = Field(None, gt=0)
     # How long POST /v1/images/generations waits for its still before answering 504.
     image_wait_s: float = Field(600.0, gt=0)
     poll_min_ms: int = Field(250, ge=1)
