@@ -20,6 +20,9 @@ TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trai
 CREDITS_LABEL = "org.openreel.credits"
 PROMPT_LABEL = "org.openreel.prompt"
 VISIBLE_LABEL = "org.openreel.visible-label"
+# The sound track of a video: what it is (codec, rate, channels, length). The manifest's hard
+# binding already hashes every byte of the file, the audio samples too: this says it is there.
+AUDIO_LABEL = "org.openreel.audio"
 PROMPT_ENV = "OPENREEL_MANIFEST_PROMPT"
 SOFT_BINDING_LABEL = "c2pa.soft-binding"
 SOFT_BINDING_ALG = "org.openreel.watermark.2"
@@ -149,6 +152,9 @@ def sign_file(
         manifest["assertions"].append(soft_binding(watermark))
     if label is not None:
         manifest["assertions"].append({"label": VISIBLE_LABEL, "data": label})
+    audio = audio_track(path) if fmt in ("video/mp4", "video/quicktime") else None
+    if audio is not None:
+        manifest["assertions"].append({"label": AUDIO_LABEL, "data": audio})
     try:
         signer = c2pa.Signer.from_info(
             c2pa.C2paSignerInfo(identity.algorithm, identity.chain_pem, identity.key_pem, None)
@@ -194,6 +200,26 @@ def soft_binding(payload: bytes) -> dict[str, Any]:
             "blocks": [{"scope": {}, "value": base64.b64encode(code).decode()}],
         },
     }
+
+
+def audio_track(path: Path) -> dict[str, Any] | None:
+    """The file's sound track as the manifest describes it, or None for a silent video."""
+    import av
+
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        context = stream.codec_context
+        seconds = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else None
+        return {
+            "codec": context.name,
+            "sample_rate": context.sample_rate,
+            "channels": context.channels,
+            "seconds": round(seconds, 4) if seconds is not None else None,
+            # The hard binding covers the samples: changing the sound invalidates the manifest.
+            "bound": True,
+        }
 
 
 # Reading the mark back before signing costs a decode; two seconds of video say all there is.
@@ -298,4 +324,6 @@ def _claims(manifest: dict[str, Any]) -> dict[str, Any]:
             claims["soft_binding"] = data
         elif label == VISIBLE_LABEL:
             claims["visible_label"] = data
+        elif label == AUDIO_LABEL:
+            claims["audio"] = data
     return claims

@@ -151,7 +151,7 @@ class Timeline:
                 ramp = np.linspace(0.0, 1.0, overlap + 2, dtype=np.float32)[1:-1]
                 head = covered[lo:hi]
                 gain[head] = ramp
-                track[:, lo:hi][:, head] *= 1.0 - ramp
+                track[:, lo + np.flatnonzero(head)] *= 1.0 - ramp
             elif lo > 0:
                 n = min(fade, hi - lo)
                 gain[:n] = np.linspace(0.0, 1.0, n + 1, dtype=np.float32)[1:]

@@ -3,6 +3,8 @@
 A re-cut decodes the source once and re-encodes exactly the frames in the range losslessly
 (x264 at qp 0, from the decoded YUV planes, no colour conversion), so the trimmed video shows the
 source's own pixels: no second generation of compression artefacts, and its watermark stays.
+The source's sound, if it has any, is cut at the same instants (re-encoded as AAC; the frames are
+not touched by that).
 """
 
 from __future__ import annotations
@@ -36,12 +38,20 @@ def recut(source: str | Path, output: str | Path, *, start: float = 0.0, end: fl
         raise SpecError(f"output {output} must end in .mp4", param="output")
     if not output.parent.is_dir():
         raise SpecError(f"cannot write {output}: folder {output.parent} does not exist", param="output")
+    from openreel.render.audio import read_audio
+
     fps = round(info.fps)
     first, stop = math.floor(start * info.fps + 1e-6), math.ceil(end * info.fps - 1e-6)
+    sound = read_audio(source)
     with (
         av.open(str(source)) as container,
-        VideoWriter(output, width=info.width, height=info.height, fps=fps, lossless=True) as writer,
+        VideoWriter(
+            output, width=info.width, height=info.height, fps=fps, lossless=True, audio=sound is not None
+        ) as writer,
     ):
+        if sound is not None:
+            # The kept frames' own instants: frame ``first`` becomes the new file's time 0.
+            writer.audio = sound.between(first / info.fps, stop / info.fps)
         for index, frame in enumerate(container.decode(video=0)):
             if index >= stop:
                 break
