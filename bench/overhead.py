@@ -10,7 +10,12 @@ Two comparisons, each the median of several repetitions:
   warm  - in one process with the pipeline already loaded: Engine.generate vs the bare call.
 Target (issue 2): openreel costs at most 10% more than the bare path on a run of 2 s or more.
 
+With a model that makes sound (``--model tiny-ltx-2``) the bare path is the one diffusers' LTX-2
+docs give: ``LTX2Pipeline`` then ``diffusers.utils.encode_video`` with the audio; openreel writes
+its AAC track too (48 kHz, fitted to the video). Results go to ``results/overhead_audio.json``.
+
     python bench/overhead.py [--model tiny-hunyuan] [--steps 30] [--seconds 5] [--reps 5]
+    python bench/overhead.py --model tiny-ltx-2 --steps 10 --seconds 2 --reps 3
 """
 
 from __future__ import annotations
@@ -46,7 +51,20 @@ def bare_run(pipe, arguments: dict, out_frames: int, fps: int, path: Path) -> No
     import torch
 
     with torch.inference_mode():
-        frames = pipe(**arguments, output_type="np").frames[0]
+        output = pipe(**arguments, output_type="np")
+    frames = output.frames[0]
+    if getattr(output, "audio", None) is not None:
+        # LTX-2: diffusers' own muxer, as its docs call it (frames and audio, the vocoder's rate).
+        from diffusers.utils import encode_video
+
+        encode_video(
+            frames[:out_frames],
+            fps=fps,
+            output_path=str(path),
+            audio=output.audio[0].float().cpu(),
+            audio_sample_rate=pipe.vocoder.config.output_sampling_rate,
+        )
+        return
     frames = (np.clip(frames[:out_frames], 0, 1) * 255).round().astype("uint8")
     bare_encode(list(frames), path, fps)
 
@@ -63,8 +81,14 @@ def setup(args):
     card = resolve_card(args.model)
     # Output at the model's native size and fps, so both paths encode the same pixels.
     spec = VideoSpec(
-        prompt=args.prompt, model=card.id, seconds=args.seconds, steps=args.steps, seed=1,
-        width=card.native_width, height=card.native_height, fps=card.fps,
+        prompt=args.prompt,
+        model=card.id,
+        seconds=args.seconds,
+        steps=args.steps,
+        seed=1,
+        width=card.native_width,
+        height=card.native_height,
+        fps=card.fps,
     )
     plan = engine.plan(spec)
     plan = replace(plan, seeds=(1,))
@@ -77,25 +101,34 @@ def bare_pipeline(card, folder):
 
     from openreel.models.families import family_module
 
-    class_name = family_module(card.family).PIPELINES["t2v"]
+    family = family_module(card.family)
+    if getattr(family, "MAKES_AUDIO", False):
+        # LTX-2's connectors and vocoder classes live in modules diffusers does not import itself.
+        import diffusers.pipelines.ltx2.connectors  # noqa: F401
+        import diffusers.pipelines.ltx2.vocoder  # noqa: F401
+    class_name = family.PIPELINES["t2v"]
     pipe = getattr(diffusers, class_name).from_pretrained(folder, dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def bare_arguments(card, plan):
+def bare_arguments(card, plan, pipe=None):
     import torch
 
     from openreel.models.families import family_module
 
-    return family_module(card.family).call_arguments(plan, torch.Generator("cpu").manual_seed(plan.seeds[0]))
+    family = family_module(card.family)
+    arguments = family.call_arguments(plan, torch.Generator("cpu").manual_seed(plan.seeds[0]))
+    if pipe is not None and hasattr(family, "prepare_call"):  # LTX-2's guidance block, by depth
+        arguments = family.prepare_call(pipe, arguments)
+    return arguments
 
 
 def bare_main(args) -> None:
     """Entry for the cold bare path (a fresh process, like the CLI run it is compared with)."""
     _engine, card, _spec, plan, folder = setup(args)
     pipe = bare_pipeline(card, folder)
-    bare_run(pipe, bare_arguments(card, plan), plan.out_frames, plan.out_fps, Path(args.bare_output))
+    bare_run(pipe, bare_arguments(card, plan, pipe), plan.out_frames, plan.out_fps, Path(args.bare_output))
 
 
 def main() -> None:
@@ -122,13 +155,14 @@ def main() -> None:
 
     # Warm: one process, pipeline loaded once for each path.
     pipe = bare_pipeline(card, folder)
-    arguments = bare_arguments(card, plan)
+    arguments = bare_arguments(card, plan, pipe)
     bare_run(pipe, arguments, plan.out_frames, plan.out_fps, work / "warmup-bare.mp4")
     engine.generate(spec, work / "warmup.mp4")
     warm_bare, warm_openreel = [], []
     for rep in range(args.reps):
         started = time.perf_counter()
-        bare_run(pipe, bare_arguments(card, plan), plan.out_frames, plan.out_fps, work / f"bare{rep}.mp4")
+        bare_arguments_now = bare_arguments(card, plan, pipe)
+        bare_run(pipe, bare_arguments_now, plan.out_frames, plan.out_fps, work / f"bare{rep}.mp4")
         warm_bare.append(time.perf_counter() - started)
         started = time.perf_counter()
         engine.generate(spec, work / f"openreel{rep}.mp4")
@@ -201,7 +235,10 @@ def main() -> None:
         **{f"{name}_openreel_s": round(o, 4) for name, (_, o) in rows.items()},
         **{f"{name}_ratio": round(o / b, 4) for name, (b, o) in rows.items()},
     }
-    out = Path(__file__).parent / "results" / "overhead.json"
+    sound = card.makes_audio
+    if sound:
+        result["audio"] = "bare: diffusers' encode_video with the vocoder's waveform; openreel: 48 kHz AAC"
+    out = Path(__file__).parent / "results" / ("overhead_audio.json" if sound else "overhead.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
