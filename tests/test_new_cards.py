@@ -5,6 +5,7 @@ user (memory plan, default model, --dry-run)."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import replace
 
@@ -107,3 +108,84 @@ def test_the_default_choice_weighs_a14b_by_quality():
     assert default_choice(H200).best_fit.quality >= a14b.quality > get_card("wan2.1-t2v-14b").quality
     assert default_choice(H100).best_fit.id != a14b.id
     assert default_choice(replace(H200, memory_gib=100.0), "i2v").best_fit.quality >= a14b.quality
+
+
+def dry_run(*args: str) -> str:
+    return run("generate", "a kite over the sea", *args, "--dry-run")
+
+
+def test_dry_run_names_diffusion_forcing_for_a_minute_and_windows_where_it_cannot():
+    """--seconds 60 on the diffusion-forcing card: one call, and the plan says why; a card without
+    such a pipeline, or a prompt that changes over time, gets windows, and the plan says why."""
+    forcing = dry_run("--model", "skyreels-v2-df-1.3b-540p", "--seconds", "60")
+    words = " ".join(forcing.split())
+    assert "diffusion forcing" in words and "passes of 97 frames" in words, forcing
+    assert "1441 frames at 24 fps" in words  # the whole minute in the one call
+    windows = " ".join(dry_run("--model", "wan2.1-t2v-1.3b", "--seconds", "20").split())
+    assert "windows of native frames" in windows and "no diffusion-forcing pipeline" in windows
+    changing = " ".join(
+        dry_run("--model", "skyreels-v2-df-1.3b-540p", "--seconds", "20", "--at", "10:a storm").split()
+    )
+    assert "windows of native frames" in changing and "the prompt changes over time" in changing
+
+
+def test_a_long_clip_by_diffusion_forcing_has_every_frame(tmp_path, monkeypatch):
+    """Past one pass (97 frames) the twin makes the clip in one diffusion-forcing call: the
+    transformer never sees more than a pass of latent frames (25), it runs two passes, and the
+    file holds the asked seconds at the card's fps, at the asked size."""
+    from diffusers import SkyReelsV2Transformer3DModel
+
+    seen: list[int] = []
+    forward = SkyReelsV2Transformer3DModel.forward
+
+    def recording(self, hidden_states, *args, **kwargs):
+        seen.append(hidden_states.shape[2])
+        return forward(self, hidden_states, *args, **kwargs)
+
+    monkeypatch.setattr(SkyReelsV2Transformer3DModel, "forward", recording)
+    out = tmp_path / "long.mp4"
+    # 4.2 s at 24 fps: 101 frames (26 latent frames), one past a pass: the smallest two-pass clip.
+    run(
+        "generate", "a kite", "--model", "tiny-skyreels-v2-df-1.3b-540p", "--seconds", "4.2",
+        "--size", "96x64", "--steps", "2", "--output", str(out), "-q",
+    )  # fmt: skip
+    recipe = json.loads(out.with_suffix(".json").read_text())
+    assert recipe["plan"]["long_clip"] == "diffusion forcing"
+    assert max(seen) == 25  # one pass of 97 frames at a time
+    # Two passes, each two steps with classifier-free guidance (two calls a step).
+    assert len(seen) == 2 * 2 * 2
+    info = probe(out)
+    assert (info.width, info.height, info.fps) == (96, 64, 24)
+    assert info.frames == round(4.2 * 24)
+
+
+@pytest.mark.parametrize("frames", [1, 13])
+def test_the_diffusion_forcing_twin_holds_an_image_or_a_clip_tail(frames, monkeypatch):
+    """Image-to-video and extension on the diffusion-forcing card, by latent anchoring on one pass:
+    the latents its VAE decoder receives begin with the given frames' own latents."""
+    import torch
+
+    from openreel.engine import Engine
+    from openreel.hardware import detect
+    from openreel.models.weights import weights_folder
+    from openreel.plan import make_plan
+    from openreel.render.conditioning import encode_mode
+    from openreel.spec import VideoSpec
+    from test_anchoring import pattern, spy_decoder
+
+    card = get_card("tiny-skyreels-v2-df-1.3b-540p")
+    spec = VideoSpec(
+        prompt="the scene comes alive", model=card.id, seconds=1, width=96, height=64, fps=24, steps=3, seed=9
+    ).validated()
+    plan = make_plan(spec, card, detect())
+    engine = Engine()
+    folder = weights_folder(card)
+    pipe = engine.runner.pipeline(card, folder, plan)
+    decoded = spy_decoder(pipe, monkeypatch)
+    given = pattern(frames, plan.height, plan.width)
+    engine.runner.run_window(card, folder, plan, plan.windows[0], plan.seeds[0], tail=given)
+    (z,) = decoded
+    with torch.inference_mode():
+        expected = encode_mode(pipe.vae, given)
+    count = expected.shape[2]
+    assert torch.allclose(z[:, :, :count].float(), expected.float(), atol=1e-4, rtol=1e-4)

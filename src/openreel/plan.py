@@ -119,6 +119,10 @@ class Plan:
     cache: str | None = None
     # What the quality changed, in words (the recipe and --dry-run say it).
     quality_note: str = ""
+    # How a clip longer than one model call is made ("windows" or "diffusion forcing"; "" when one
+    # call of the model's length covers it), and why (plan_long_clip; --dry-run says both).
+    long_clip: str = ""
+    long_clip_reason: str = ""
 
     def for_window(self, window: Window) -> Plan:
         """This plan as one pipeline call sees it: the window's frames and prompt."""
@@ -312,6 +316,36 @@ def estimate_seconds(
     return flops / throughput_flops(hardware) + out_pixels * out_frames / 40e6
 
 
+def plan_long_clip(
+    card: ModelCard, mode: str, frames: int, windows: tuple[Window, ...], prompts: list[tuple[float, str]]
+) -> tuple[str, str]:
+    """How ``frames`` native frames that one model call cannot hold are made, and why.
+
+    Windows work on every card: each window begins on the last frames of the one before, held
+    there by the family's conditioning or by latent anchoring. A card with a diffusion-forcing
+    pipeline (SkyReels-V2) can instead make the whole clip in one call that keeps denoising new
+    frames beside a slightly re-noised history of its own last frames: what the model was trained
+    to do, where anchoring imposes frames it never learnt to continue. That call takes one prompt
+    and conditions on nothing given, so text-to-video with one prompt goes to diffusion forcing;
+    a prompt that changes over time, or given frames to begin from, keep windows."""
+    if len(windows) < 2:
+        return "", ""
+    forcing = card.options.get("diffusion_forcing")
+    if forcing is None:
+        return "windows", f"{card.id} has no diffusion-forcing pipeline"
+    if mode != "t2v":
+        return "windows", f"diffusion forcing here makes text-to-video only, not {mode}"
+    if len(prompts) > 1:
+        return "windows", "the prompt changes over time, and a diffusion-forcing call takes one prompt"
+    passes = family_module(card.family).forcing_passes(card, frames)
+    return "diffusion forcing", (
+        f"one call of {passes} passes of {forcing['base_num_frames']} frames, each continuing the last "
+        f"{forcing['overlap_history']} frames of the one before as a slightly re-noised history, as "
+        f"the model was trained; not {len(windows)} windows held to each other by latent anchoring, "
+        "which it was not trained for"
+    )
+
+
 def check_mode(card: ModelCard, mode: str) -> None:
     """A clear error naming the models that can, when this one cannot."""
     if mode not in card.modes:
@@ -440,6 +474,16 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         windows = (Window(0, 0, fresh + trailing, 0, schedule[0][1]),)
     else:
         windows = plan_windows(card, num_frames, schedule, lead=lead)
+    long_clip, long_clip_reason = plan_long_clip(card, spec.mode, num_frames, windows, schedule)
+    # What one pass of the model holds: the memory and time of a call are those of its passes.
+    passes = windows
+    if long_clip == "diffusion forcing":
+        base = card.options["diffusion_forcing"]["base_num_frames"]
+        passes = tuple(
+            Window(i, 0, base, 0, schedule[0][1])
+            for i in range(family_module(card.family).forcing_passes(card, num_frames))
+        )
+        windows = (Window(0, 0, num_frames, 0, schedule[0][1]),)
     # The new frames: every window's frames after its conditioned overlap (and, extending
     # backwards, before the clip's own head that ends the window).
     num_frames = sum(w.new_frames for w in windows) - trailing
@@ -447,7 +491,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
     first_seed = spec.seed if spec.seed is not None else new_seed()
     # Variations get consecutive seeds so a recipe names each one and any can be replayed alone.
     seeds = tuple((first_seed + i) % 2**63 for i in range(spec.variations))
-    upscale = plan_upscale(card, hardware, width, height, windows[0].num_frames, spec.width, spec.height)
+    upscale = plan_upscale(card, hardware, width, height, passes[0].num_frames, spec.width, spec.height)
     # Memory is planned for one window at the largest size the model itself runs at.
     model_w, model_h = max((width, height), (upscale.width, upscale.height), key=lambda s: s[0] * s[1])
 
@@ -476,7 +520,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
             hardware,
             model_w,
             model_h,
-            windows[0].num_frames,
+            passes[0].num_frames,
             spec.memory,
             loras=bool(spec.loras or (style is not None and style.loras)),
         ),
@@ -491,6 +535,8 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         quality=spec.quality,
         cache=cache,
         quality_note=quality_note,
+        long_clip=long_clip,
+        long_clip_reason=long_clip_reason,
         inputs={
             key: value
             for key, value in (
@@ -510,7 +556,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
             hardware,
             steps,
             cfg_guidance,
-            windows,
+            passes,
             width,
             height,
             upscale,
