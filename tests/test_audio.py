@@ -273,3 +273,36 @@ def test_loop_plays_into_its_start_without_a_click(tmp_path):
     assert np.max(np.abs(samples[steady] - expected[steady])) < 0.05
     # No click at the seam: no step larger than the tone's own (2 pi 220 x 0.5 / rate a sample).
     assert np.max(np.abs(np.diff(samples[lap]))) <= 2 * (2 * np.pi * 220 * 0.5 / rate)
+
+
+def _tone_clip(path: Path, hertz: float) -> Path:
+    from openreel.render.audio import Audio
+    from openreel.render.encode import VideoWriter
+
+    rate = 48_000
+    t = np.arange(2 * rate) / rate
+    with VideoWriter(path, width=W, height=H, fps=FPS, audio=True) as writer:
+        for frame in natural_frames(2 * FPS):
+            writer.write(frame)
+        writer.audio = Audio(np.tile((0.4 * np.sin(2 * np.pi * hertz * t)).astype(np.float32), (2, 1)), rate)
+    return path
+
+
+def _level(samples: np.ndarray, rate: int, hertz: float) -> float:
+    """The amplitude of one frequency in ``samples``."""
+    t = np.arange(samples.size) / rate
+    return 2 * abs(np.mean(samples * np.exp(-2j * np.pi * hertz * t)))
+
+
+def test_blend_crossfades_the_two_clips_sounds(tmp_path):
+    """Clip a hums at 220 Hz, clip b at 880 Hz: the blend opens on a's sound and closes on b's."""
+    a, b = _tone_clip(tmp_path / "a.mp4", 220), _tone_clip(tmp_path / "b.mp4", 880)
+    out = tmp_path / "blend.mp4"
+    cli("blend", str(a), str(b), "one into the other", "--model", "tiny-ltx", "--steps", "2",
+        "--seconds", "2", "--output", str(out), "-q")  # fmt: skip
+    kinds = streams(out)
+    assert abs(kinds["audio"][1] - kinds["video"][1]) <= AAC_FRAME_SECONDS
+    samples, rate = decoded(out)
+    head, tail = samples[1024 : 1024 + rate // 5], samples[-rate // 5 - 1024 : -1024]
+    assert _level(head, rate, 220) > 0.3 and _level(head, rate, 880) < 0.05
+    assert _level(tail, rate, 880) > 0.3 and _level(tail, rate, 220) < 0.05
