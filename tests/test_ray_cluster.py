@@ -264,4 +264,7 @@ def test_claim_keeps_models_warm_and_fails_what_fits_nowhere(database_url: str, 
     assert worker._claim(worker.name) is None, "tiny-wan is left to the free worker that has it loaded"
     store.update_worker(other, job_id="busy")
     assert worker._claim(worker.name).id == wan, "...unless that worker is busy"
+    later = submit(store, "tiny-wan")
+    store.update_worker(other, job_id=None, heartbeat_at=time.time() - 60)
+    assert worker._claim(worker.name).id == later, "...or has missed its heartbeats (died idle)"
     store.close()

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -61,14 +61,20 @@ class Choice:
     unfit: bool = False
 
 
-def choose(candidates: list[Candidate], me: WorkerRecord, live: list[WorkerRecord]) -> Choice:
+def choose(
+    candidates: list[Candidate], me: WorkerRecord, live: list[WorkerRecord], *, fresh_after: float = 0.0
+) -> Choice:
     """The placement rule (the module docstring), for worker ``me`` among ``live`` workers.
 
-    ``candidates`` come oldest first; ``live`` are the workers that beat recently (``me`` too)."""
+    ``candidates`` come oldest first; ``live`` are the workers not yet stale (``me`` too). A job is
+    left to a warm worker only if that one beat after ``fresh_after``: a worker that died idle
+    must not hold its model's jobs until its row goes stale."""
     others = [worker for worker in live if worker.name != me.name]
     largest = max([me.memory_gib] + [worker.memory_gib for worker in others])
     warm_and_free = {
-        worker.loaded_model for worker in others if worker.job_id is None and worker.loaded_model
+        worker.loaded_model
+        for worker in others
+        if worker.job_id is None and worker.loaded_model and worker.heartbeat_at >= fresh_after
     }
     fallback: str | None = None
     for candidate in candidates:
@@ -110,6 +116,7 @@ class ClusterWorker(LocalExecutor):
         self.name = ""  # host:pid:label, set at start (recovery reads the pid from it)
         self.loaded_model: str | None = None
         self._job_id: str | None = None
+        self._record: WorkerRecord | None = None
 
     # --- lifecycle ---
 
@@ -124,19 +131,18 @@ class ClusterWorker(LocalExecutor):
             memory = hardware.memory_gib if memory is None else memory
         self.name = self._worker_name(0)
         now = time.time()
-        self.store.register_worker(
-            WorkerRecord(
-                name=self.name,
-                host=this_host(),
-                device=device,
-                device_name=device_name or device,
-                memory_gib=float(memory),
-                loaded_model=None,
-                job_id=None,
-                started_at=now,
-                heartbeat_at=now,
-            )
+        self._record = WorkerRecord(
+            name=self.name,
+            host=this_host(),
+            device=device,
+            device_name=device_name or device,
+            memory_gib=float(memory),
+            loaded_model=None,
+            job_id=None,
+            started_at=now,
+            heartbeat_at=now,
         )
+        self.store.register_worker(self._record)
         super().start()
         beat = threading.Thread(target=self._beat, name="openreel-registry", daemon=True)
         beat.start()
@@ -169,13 +175,20 @@ class ClusterWorker(LocalExecutor):
     def _claim(self, name: str) -> JobRecord | None:
         live = self.store.list_workers(stale_after=self.stale_after_s)
         me = next((worker for worker in live if worker.name == name), None)
-        if me is None:  # our row went stale (a long database outage): write it again first
-            self.store.update_worker(name, job_id=None, loaded_model=self.loaded_model)
+        if me is None:
+            # Our row went stale or was forgotten (a long database outage): register again first.
+            now = time.time()
+            self._record = replace(
+                self._record, loaded_model=self.loaded_model, job_id=None, heartbeat_at=now
+            )
+            self.store.register_worker(self._record)
             return None
         decided: dict[str, Choice] = {}
 
         def pick(candidates: list[Candidate]) -> str | None:
-            decided["choice"] = choose(candidates, me, live)
+            # Three missed beats: that worker is gone, or too stuck to be counted on.
+            fresh_after = time.time() - 3 * self.heartbeat_s
+            decided["choice"] = choose(candidates, me, live, fresh_after=fresh_after)
             return decided["choice"].job_id
 
         job = self.store.claim(name, choose=pick)
