@@ -329,7 +329,9 @@ def cluster_status(
         seen = _ago(row["last_seen"]) + ("" if row["alive"] else " [red](gone)[/red]")
         table.add_row(
             row["name"],
-            f"{row['device']}: {row['device_name']}",
+            row["device"]
+            if row["device_name"] == row["device"]
+            else f"{row['device']}: {row['device_name']}",
             f"{row['memory_gib']:.1f} GiB",
             row["loaded_model"] or "-",
             running,
