@@ -349,6 +349,8 @@ def run_mode(card_id: str, mode: str, args: argparse.Namespace, env: dict[str, A
             for module in denoisers(pipe).values()
         ]
         arguments = family.call_arguments(plan, torch.Generator("cpu").manual_seed(0))
+        if hasattr(family, "prepare_call"):  # LTX-2: its guidance block, by the loaded depth
+            arguments = family.prepare_call(pipe, arguments)
         arguments.update(conditions(card, family, plan))
         free_memory(device)
         with peak_memory(device) as memory, torch.inference_mode():
