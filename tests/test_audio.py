@@ -306,3 +306,11 @@ def test_blend_crossfades_the_two_clips_sounds(tmp_path):
     head, tail = samples[1024 : 1024 + rate // 5], samples[-rate // 5 - 1024 : -1024]
     assert _level(head, rate, 220) > 0.3 and _level(head, rate, 880) < 0.05
     assert _level(tail, rate, 880) > 0.3 and _level(tail, rate, 220) < 0.05
+
+
+def test_a_local_ltx2_folder_is_read_as_ltx2_with_sound(ltx2_clip):
+    from openreel.models.catalog import get_card
+    from openreel.models.weights import card_for_folder, weights_folder
+
+    card = card_for_folder(weights_folder(get_card("tiny-ltx-2")))
+    assert card.family == "ltx2" and card.makes_audio

@@ -24,6 +24,7 @@ from openreel.models.catalog import CARDS, FAMILIES, ModelCard, get_card
 _CLASS_PREFIXES = {
     "CogVideoX": "cogvideox",
     "Mochi": "mochi",
+    "LTX2": "ltx2",  # before "LTX": the first prefix that matches wins
     "LTX": "ltx",
     "Wan": "wan",
     "HunyuanVideo": "hunyuan",
