@@ -41,17 +41,45 @@ def image(tmp_path_factory) -> str:
 
 
 @pytest.mark.parametrize(
-    ("model", "needs_image"), [("tiny-wan2.2-t2v-a14b", False), ("tiny-wan2.2-i2v-a14b", True)]
+    ("model", "needs_image"),
+    [
+        ("tiny-wan2.2-t2v-a14b", False),
+        ("tiny-wan2.2-i2v-a14b", True),
+        ("tiny-hunyuanvideo-1.5-t2v", False),
+        ("tiny-hunyuanvideo-1.5-i2v", True),
+    ],
 )
-def test_a14b_twins_write_the_asked_video(model, needs_image, image, tmp_path):
+def test_the_new_twins_write_the_asked_video(model, needs_image, image, tmp_path):
     out = tmp_path / "out.mp4"
     args = ["generate", "a kite over the sea", "--model", model, "--seconds", "1", "--size", "96x64"]
     if needs_image:
         args += ["--image", image]
-    run(*args, "--steps", "2", "--fps", "16", "--output", str(out), "-q")
+    fps = get_card(model).fps
+    run(*args, "--steps", "2", "--fps", str(fps), "--output", str(out), "-q")
     info = probe(out)
-    assert (info.width, info.height) == (96, 64)
-    assert info.frames == 16  # one second at the card's 16 fps, after trimming the 4k+1 frames
+    assert (info.width, info.height, info.fps) == (96, 64, fps)
+    assert info.frames == fps  # one second at the card's fps, after trimming the 4k+1 frames
+
+
+def test_hunyuanvideo_15_guides_at_the_asked_scale(tmp_path, monkeypatch):
+    """HunyuanVideo 1.5's pipeline takes its guidance from its guider component, not a call
+    argument: the scale that combines the conditional and unconditional predictions during a real
+    run is the one asked for, not the published 6."""
+    from diffusers import ClassifierFreeGuidance
+
+    scales: list[float] = []
+    combine = ClassifierFreeGuidance.forward
+
+    def recording(self, *args, **kwargs):
+        scales.append(self.guidance_scale)
+        return combine(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClassifierFreeGuidance, "forward", recording)
+    run(
+        "generate", "a kite", "--model", "tiny-hunyuanvideo-1.5-t2v", "--seconds", "1", "--size", "96x64",
+        "--steps", "2", "--guidance", "3.5", "--output", str(tmp_path / "a.mp4"), "-q",
+    )  # fmt: skip
+    assert scales == [3.5, 3.5]  # one combination a step
 
 
 def test_the_a14b_twin_hands_high_noise_steps_to_one_expert_and_the_rest_to_the_other(tmp_path, monkeypatch):

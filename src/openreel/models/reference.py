@@ -21,7 +21,7 @@ from typing import Any
 REFERENCE_DIR = Path(__file__).parent / "families" / "reference"
 
 # Components that hold no weights: configured, but not counted.
-WEIGHTLESS = ("scheduler", "tokenizer", "tokenizer_2", "image_processor", "feature_extractor")
+WEIGHTLESS = ("scheduler", "guider", "tokenizer", "tokenizer_2", "image_processor", "feature_extractor")
 
 
 def reference_path(card_id: str) -> Path:

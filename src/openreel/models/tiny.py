@@ -160,6 +160,43 @@ def clip_tokenizer() -> Any:
     return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)  # CLIP's context length
 
 
+# Qwen2's chat template, reduced to what the HunyuanVideo 1.5 pipeline uses: system and user turns,
+# then the assistant's header (add_generation_prompt).
+_QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def qwen2_tokenizer() -> Any:
+    """A Qwen2 byte-level BPE tokenizer with its chat template (HunyuanVideo 1.5's first text
+    encoder): words carry a leading "Ġ" for the space before them, as in GPT-2 style vocabularies."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import Qwen2Tokenizer
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    # The whole byte alphabet, sorted (set order changes per process): no character is unknown.
+    vocab, merges = _bpe_vocab_and_merges(
+        sorted(set(WORDS)), prefix="Ġ", base=specials, alphabet=sorted(ByteLevel.alphabet())
+    )
+    return Qwen2Tokenizer(
+        vocab=vocab,
+        merges=merges,
+        unk_token=None,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=_QWEN_CHAT_TEMPLATE,
+    )
+
+
+def byt5_tokenizer() -> Any:
+    """ByT5's tokenizer (HunyuanVideo 1.5's glyph encoder): bytes, no vocabulary file to shrink."""
+    from transformers import ByT5Tokenizer
+
+    return ByT5Tokenizer()
+
+
 def seeded() -> Any:
     """Seed torch's global generator before each part, so each part's weights depend only on
     its own constructor and the whole build is reproducible."""

@@ -266,6 +266,9 @@ class Runner:
                 raise UnsupportedModeError(f"{card.id} cannot take reference images", param="model")
             arguments.update(family.reference_arguments(references))
         step_end = anchor.callback(callback) if anchor is not None else callback
+        stepping = _step_arguments(pipe, step_end)
+        if anchor is not None and not stepping:
+            raise UnsupportedModeError(f"{card.id} cannot be conditioned on given frames", param="model")
         try:
             with torch.inference_mode(), self._saving(latents, window.index):
                 if plan.upscale.method == "latent":
@@ -277,13 +280,10 @@ class Runner:
                         )
                     native = final
                 else:
+                    # A family may serve conditioned calls with another pipeline on the same weights.
+                    caller = family.pipeline_for(pipe, arguments) if hasattr(family, "pipeline_for") else pipe
                     with _cached(pipe, plan.cache):
-                        output = pipe(
-                            **arguments,
-                            output_type="np",
-                            callback_on_step_end=step_end,
-                            callback_on_step_end_tensor_inputs=["latents"],
-                        )
+                        output = caller(**arguments, output_type="np", **stepping)
                     native = output.frames[0]
                     audio = _sound(family, pipe, output)
                     _check_shape(card, native, (window.num_frames, plan.height, plan.width, 3))
@@ -451,6 +451,16 @@ def _cached(pipe: Any, cache: str | None) -> Iterator[None]:
     finally:
         for model in models:
             model.disable_cache()
+
+
+def _step_arguments(pipe: Any, step_end: Callable[..., dict]) -> dict[str, Any]:
+    """``callback_on_step_end`` for the pipelines that take it. HunyuanVideo 1.5's do not (diffusers
+    0.42.1): they run without per-step progress, cancel within the call or latent anchoring."""
+    import inspect
+
+    if "callback_on_step_end" not in inspect.signature(pipe.__call__).parameters:
+        return {}
+    return {"callback_on_step_end": step_end, "callback_on_step_end_tensor_inputs": ["latents"]}
 
 
 def _conditions_natively(family: Any, card: ModelCard) -> bool:
