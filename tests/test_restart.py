@@ -71,3 +71,51 @@ def test_sigkill_while_running_then_restart_completes(session_home: Path, tmp_pa
     assert leftovers == []
     with sqlite3.connect(tmp_path / "openreel.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_server_killed_after_denoising_resumes_from_the_saved_latents(
+    session_home: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+
+    import av
+    import httpx
+
+    url = f"sqlite:///{tmp_path / 'openreel.db'}"
+    outputs = tmp_path / "outputs"
+    env = {"OPENREEL_OUTPUT_DIR": str(outputs)}
+    first = RemoteServer(session_home, url, env=env)
+    try:
+        # The model's own size and fps (no refinement pass): the decode, watermark and encode of
+        # 80 frames take long enough (~1 s) to be caught in. No seed: the job's own seed must be
+        # the same on the rerun for the saved latents to fit it.
+        video = first.client().videos.create(
+            prompt="a slow pan",
+            model="tiny-wan",
+            seconds="5",
+            size="96x64",
+            extra_body={"steps": 2, "fps": 16},
+        )
+        latents = outputs / video.id / "video.latents.pt"
+        deadline = time.monotonic() + 120
+        while not latents.exists():
+            assert time.monotonic() < deadline, "the job never reached its VAE decode"
+            time.sleep(0.002)
+        os.kill(first.process.pid, signal.SIGSTOP)  # frozen where it was: after the denoising
+    finally:
+        first.kill()
+    assert latents.exists() and not (outputs / video.id / "video.mp4").exists()
+
+    with RemoteServer(session_home, url, env=env) as second:
+        done = second.client().videos.poll(video.id)
+        assert done.status == "completed", done.error
+        assert done.openreel["attempts"] == 2
+        recipe = httpx.get(f"{second.url}/v1/openreel/videos/{video.id}/recipe", timeout=30).json()
+        second.client().videos.download_content(video.id).write_to_file(tmp_path / "resumed.mp4")
+
+    # Decoded from the saved latents, not denoised again; the latents go once the video is whole.
+    assert recipe["variations"][0]["resumed_from_latents"] is True
+    assert {p.name for p in (outputs / video.id).iterdir()} == FINISHED_FILES
+    with av.open(str(tmp_path / "resumed.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 80

@@ -11,18 +11,20 @@ claim away, or when the server is shutting down (then the job goes back to the q
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from openreel.errors import Cancelled, OpenreelError
 from openreel.jobs.files import delete_file, expired_files
 from openreel.jobs.outbox import EVENT_TYPES, new_event
+from openreel.jobs.resume import keep_for_rerun
 from openreel.jobs.store import JobRecord, JobStore, this_host, worker_name
 from openreel.spec import VideoSpec
 
@@ -60,6 +62,7 @@ class EngineLike(Protocol):
         output: Path,
         on_progress: Callable[[Any], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        resume: bool = False,
     ) -> Any: ...
 
     def still(
@@ -86,6 +89,11 @@ def default_check_engine_factory() -> EngineLike:
     from openreel.hardware import Hardware
 
     return Engine(hardware=Hardware("cpu", "float32", "request check", float("inf"), 1))
+
+
+def job_seed(job_id: str) -> int:
+    """A job's own seed: random-looking, the same on every run of the job."""
+    return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:8], "big") >> 1
 
 
 def remove_job_files(directory: Path) -> None:
@@ -316,15 +324,18 @@ class LocalExecutor:
                 if self._stopping.wait(self.idle_poll_s * (attempt + 1)):
                     return
 
-    def _clean_before_rerun(self, job: JobRecord) -> None:
-        # Whatever a dead worker left (temporary files, a partial variation) goes; the rerun
-        # writes everything again, so nothing half-written can ever be served.
-        remove_job_files(self.job_dir(job.id))
+    def _clean_before_rerun(self, job: JobRecord) -> bool:
+        """Whatever a dead worker left half-written goes, so it can never be served; its saved
+        latents and finished variations stay for the rerun to resume from (True when any did)."""
+        if job.kind != "video":
+            remove_job_files(self.job_dir(job.id))
+            return False
+        return keep_for_rerun(self.job_dir(job.id))
 
     def _run(self, job: JobRecord, engine: EngineLike, name: str) -> None:
         directory = self.job_dir(job.id)
         try:
-            self._clean_before_rerun(job)
+            resumable = self._clean_before_rerun(job)
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             # A read-only or full output folder: this job fails with a code that says so.
@@ -371,7 +382,7 @@ class LocalExecutor:
                 state["lost"] = True
 
         try:
-            result = self._make(job, engine, name, directory, on_progress, should_cancel)
+            result = self._make(job, engine, name, directory, on_progress, should_cancel, resumable)
         except Cancelled:
             self._after_cancel(job, name, directory)
         except OpenreelError as exc:
@@ -403,11 +414,16 @@ class LocalExecutor:
         directory: Path,
         on_progress: Callable[[Any], None],
         should_cancel: Callable[[], bool],
+        resumable: bool = False,
     ) -> Any:
         if job.kind == "recut":
             self.store.update_progress(job.id, name, fraction=0.0, stage="cutting")
             return SimpleResult([recut_job(job.spec, directory)])
         spec = engine.resolve(VideoSpec.from_dict(job.spec))
+        if spec.seed is None:
+            # A seed drawn from the job's id, not at random: a rerun after a dead worker makes the
+            # very same video, and so can finish from the latents the first run saved.
+            spec = replace(spec, seed=job_seed(job.id))
         self.store.update_progress(
             job.id, name, fraction=0.0, stage="loading model", resolved_model=spec.model
         )
@@ -419,13 +435,16 @@ class LocalExecutor:
                 on_progress=on_progress,
                 should_cancel=should_cancel,
             )
-        # The job id goes into the invisible watermark: a found mark names this very video.
+        # The job id goes into the invisible watermark: a found mark names this very video. A rerun
+        # after a dead worker decodes its saved latents and keeps its finished variations.
+        resume = {"resume": True} if resumable else {}
         return engine.generate(
             spec,
             output=directory / VIDEO_NAME,
             on_progress=on_progress,
             should_cancel=should_cancel,
             video_id=job.id,
+            **resume,
         )
 
     def _finish_failed(self, job: JobRecord, name: str, directory: Path, code: str, message: str) -> None:

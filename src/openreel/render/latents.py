@@ -61,6 +61,8 @@ class LatentsFile:
     header: dict[str, Any]  # spec, model, plan_identity, variation, seed
     # window index -> each decode call's (args, kwargs), in the order the run made them.
     windows: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    # Read back from disk to finish a stopped run (said in the recipe), not a new run's file.
+    resumed: bool = False
 
     def record(self, window: int, args: tuple, kwargs: dict[str, Any]) -> None:
         """Keep one decode call's inputs (on the CPU) and write the file, before decoding."""
