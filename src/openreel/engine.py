@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,8 @@ from openreel.recipe import build_recipe, write_recipe
 from openreel.render.latents import LatentsFile, latents_path
 from openreel.spec import VideoSpec
 from openreel.styles import Style, get_style
+
+log = logging.getLogger("openreel.engine")
 
 if TYPE_CHECKING:
     import numpy as np
@@ -297,24 +300,36 @@ class Engine:
         on_progress: Callable[[Progress], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
         video_id: str | None = None,
+        resume: bool = False,
     ) -> GenerationResult:
         """Make every variation of ``spec``; variation 1 at ``output``, later ones at
         ``<stem>-N.mp4``. Each file appears only when whole; the recipe is rewritten after each
         variation, so a stop after variation 1 keeps a finished, replayable video.
 
         ``video_id`` goes into the invisible watermark (the server passes its job id); by default
-        it is derived from the recipe, so replaying a recipe gives the very same frames."""
+        it is derived from the recipe, so replaying a recipe gives the very same frames.
+
+        ``resume``: an earlier run of this spec at ``output`` stopped (a server job whose worker
+        died): the variations its recipe lists as finished are kept, and one whose latents were
+        saved before its decode is decoded from them instead of denoised again."""
         started = time.monotonic()
         output = Path(output)
         _check_writable(output)
         spec, card, plan, clock, folder, model, credit = self._prepare(spec, on_progress)
         result = GenerationResult(spec=spec, plan=plan, card=card, credits=credit.to_dict())
-        done: list[dict[str, Any]] = []
+        done: list[dict[str, Any]] = _recorded_variations(recipe_path(output), spec, 0) if resume else []
         for index, seed in enumerate(plan.seeds, start=1):
             clock.variation = index
-            video = output_paths(output, index)[0]
+            video, thumbnail, sprites = output_paths(output, index)
+            finished = next((entry for entry in done if entry.get("variation") == index), None)
+            if finished is not None and finished.get("seed") == seed and video.is_file():
+                kept = VideoOutput(video, thumbnail, sprites, recipe_path(output), seed, index)
+                result.outputs.append(kept)
+                continue
+            done[:] = [entry for entry in done if entry.get("variation") != index]
             header = _latents_header(spec, plan, model, index, seed, output)
-            latents = LatentsFile(latents_path(video), header)
+            latents = _resumable(latents_path(video), header) if resume else None
+            latents = latents or LatentsFile(latents_path(video), header)
             result.outputs.append(
                 self._variation(
                     card, folder, plan, spec, model, credit, output, index, latents, clock, should_cancel,
@@ -370,7 +385,7 @@ class Engine:
                 param="resume",
             )
         # The file keeps being the run's latents file: a resume that fails again loses nothing.
-        saved.path = Path(latents)
+        saved.path, saved.resumed = Path(latents), True
         clock.variation = index
         result = GenerationResult(spec=spec, plan=plan, card=card, credits=credit.to_dict())
         done = _recorded_variations(recipe_path(output), spec, index)
@@ -438,6 +453,8 @@ class Engine:
         fallbacks = self.runner.decode_fallbacks
         if fallbacks:
             entry["decode_fallbacks"] = fallbacks
+        if latents.resumed:
+            entry["resumed_from_latents"] = True
         done.append(entry)
         done.sort(key=lambda item: item["variation"])
         recipe = write_recipe(recipe_path(output), build_recipe(spec, plan, model, done, credit.to_dict()))
@@ -835,6 +852,26 @@ def _latents_header(
         "seed": seed,
         "output": str(output.resolve()),
     }
+
+
+def _resumable(path: Path, header: dict[str, Any]) -> LatentsFile | None:
+    """The saved latents at ``path`` when they were made for exactly this variation (same spec,
+    plan, weights and seed), else None: the variation is then made again, never failed for it."""
+    from openreel.render.latents import LatentsError, read_latents
+
+    if not path.is_file():
+        return None
+    try:
+        saved = read_latents(path)
+    except LatentsError as exc:
+        log.warning("%s", exc.message)
+        return None
+    keys = ("spec", "model", "plan_identity", "variation", "seed")
+    if any(saved.header.get(key) != header.get(key) for key in keys):
+        log.warning("%s was saved for another run; making the variation again", path)
+        return None
+    saved.resumed = True
+    return saved
 
 
 def _recorded_variations(recipe: Path, spec: VideoSpec, skip: int) -> list[dict[str, Any]]:
