@@ -50,11 +50,13 @@ def decoded(path: Path, *, stereo: bool = False) -> tuple[np.ndarray, int]:
         return (samples if stereo else samples[0]), stream.codec_context.sample_rate
 
 
-def onset(path: Path, threshold: float = 0.3) -> float:
+def onset(path: Path, threshold: float = 0.3, after: float = 0.0) -> float:
+    """When the sound first gets loud (the burst), searching from ``after`` seconds."""
     samples, rate = decoded(path)
-    loud = np.flatnonzero(np.abs(samples) > threshold)
+    skip = round(after * rate)
+    loud = np.flatnonzero(np.abs(samples[skip:]) > threshold)
     assert loud.size, "no burst in the file's sound"
-    return loud[0] / rate
+    return (skip + loud[0]) / rate
 
 
 def natural_frames(n: int) -> list[np.ndarray]:
@@ -314,3 +316,36 @@ def test_a_local_ltx2_folder_is_read_as_ltx2_with_sound(ltx2_clip):
 
     card = card_for_folder(weights_folder(get_card("tiny-ltx-2")))
     assert card.family == "ltx2" and card.makes_audio
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_ltx2_extension_continues_the_clips_sound(burst_clip, tmp_path, backward):
+    """LTX-2 extends a clip with sound: the clip's part keeps its own (the burst where it was),
+    the new second has the model's, and the track is as long as the video."""
+    out = tmp_path / "longer.mp4"
+    args = ["extend", str(burst_clip), "more", "--model", "tiny-ltx-2", "--seconds", "1", "--steps", "2",
+            "--size", f"{W}x{H}", "--output", str(out), "-q"]  # fmt: skip
+    cli(*args, *(["--backward"] if backward else []))
+    kinds = streams(out)
+    assert abs(kinds["video"][1] - 3.0) < 1e-9
+    assert abs(kinds["audio"][1] - kinds["video"][1]) <= AAC_FRAME_SECONDS
+    # Backwards, the model's sound runs on over the clip's first frames (the ones the new second
+    # ends on), crossfading into the clip's: the burst is looked for after that.
+    plan = json.loads(out.with_suffix(".json").read_text())["plan"]
+    after = 1.0 + plan["trailing"] / plan["native_fps"] if backward else 0.0
+    assert after < BURST_AT + 1.0
+    assert abs(onset(out, after=after) - (BURST_AT + (1.0 if backward else 0.0))) <= ONSET_TOLERANCE
+    samples, rate = decoded(out)
+    new_part = (
+        samples[round(2.1 * rate) : round(2.9 * rate)] if not backward else samples[: round(0.6 * rate)]
+    )
+    assert np.sqrt(np.mean(new_part**2)) > 1e-3
+    # Across the clip's frames the model was given, its sound fades in over the clip's (silent
+    # there, but for the burst): the new sound starts before the join, not at it.
+    given = plan["trailing"] if backward else plan["windows"][0]["overlap"]
+    span = given / plan["native_fps"]
+    if backward:
+        lap = samples[round(1.01 * rate) : round((1.0 + span / 2) * rate)]
+    else:
+        lap = samples[round((2.0 - span / 2) * rate) : round(1.99 * rate)]
+    assert span > 0.1 and np.sqrt(np.mean(lap**2)) > 1e-3

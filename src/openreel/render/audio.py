@@ -130,15 +130,17 @@ class Timeline:
     def __bool__(self) -> bool:
         return bool(self.pieces)
 
-    def render(self, seconds: float) -> Audio | None:
+    def render(self, seconds: float, start: float = 0.0) -> Audio | None:
+        """``seconds`` of the track from ``start`` (which may be before 0: the sound a model made
+        over frames it was given, an extension's overlap, is there to crossfade with)."""
         if not self.pieces:
             return None
         total = round(seconds * self.rate)
         track = np.zeros((CHANNELS, total), dtype=np.float32)
         covered = np.zeros(total, dtype=bool)
         fade = max(1, round(EDGE_FADE_SECONDS * self.rate))
-        for start, audio in sorted(self.pieces, key=lambda piece: piece[0]):
-            first = round(start * self.rate)
+        for at, audio in sorted(self.pieces, key=lambda piece: piece[0]):
+            first = round((at - start) * self.rate)
             samples = audio.samples
             lo, hi = max(first, 0), min(first + samples.shape[1], total)
             if hi <= lo:

@@ -13,6 +13,13 @@ The text encoder is Gemma 3 12B (gated: Google's Gemma terms must be accepted on
 pipeline stacks every hidden state of it and the connectors turn those into separate video and
 audio text streams.
 
+Conditioning (image-to-video, extension both ways, loops, storyboard keyframes): clips placed at
+frame indices, LTX-2's own mechanism (``LTX2ConditionPipeline`` with ``LTX2VideoCondition``s, built
+over the loaded text-to-video pipeline's components: no second copy of the weights). The sound is
+made anew for the whole window, the given frames' stretch included; the engine crossfades it with
+the source clip's own sound across those frames (render.audio), so an extension's sound carries
+on from the clip's.
+
 Guidance: the pipeline's defaults are diffusers' LTX-2 reference recipe (CFG 3 for video, 7 for
 audio, spatio-temporal guidance at block 28 of 48, modality guidance, rescale 0.7); the docs run
 LTX-2.0 with them. Spatio-temporal guidance perturbs one block by index, so the index is scaled
@@ -27,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from openreel.errors import UnsupportedModeError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
     from diffusers import DiffusionPipeline
 
@@ -97,6 +105,37 @@ def prepare_call(pipe: DiffusionPipeline, arguments: dict[str, Any]) -> dict[str
     depth = pipe.transformer.config.num_layers
     block = min(depth - 1, round(_STG_BLOCK * depth / _STG_DEPTH))
     return {"spatio_temporal_guidance_blocks": [block], **arguments}
+
+
+def condition_arguments(items: list[tuple[np.ndarray, int]]) -> dict[str, Any]:
+    """Condition a call on clips (F, H, W, 3 floats in [0, 1]) placed at frame indices."""
+    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+    from openreel.render.conditioning import to_pil
+
+    return {
+        "conditions": [
+            LTX2VideoCondition(frames=to_pil(frames), index=index, strength=1.0) for frames, index in items
+        ]
+    }
+
+
+def pipeline_for(pipe: DiffusionPipeline, arguments: dict[str, Any]) -> DiffusionPipeline:
+    """The pipeline that runs these arguments: a conditioned call goes to LTX2ConditionPipeline
+    over the same components (made once per loaded pipeline), a plain one to LTX2Pipeline."""
+    if "conditions" not in arguments:
+        return pipe
+    condition = getattr(pipe, "_openreel_condition", None)
+    if condition is None:
+        import inspect
+
+        from diffusers import LTX2ConditionPipeline
+
+        accepted = inspect.signature(LTX2ConditionPipeline.__init__).parameters
+        condition = LTX2ConditionPipeline(**{k: v for k, v in pipe.components.items() if k in accepted})
+        condition.set_progress_bar_config(disable=True)
+        pipe._openreel_condition = condition
+    return condition
 
 
 def audio_sample_rate(pipe: DiffusionPipeline) -> int:
