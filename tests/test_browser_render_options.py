@@ -96,9 +96,15 @@ def test_quality_memory_and_a_lora_from_the_composer_reach_the_video(server: Rem
     assert video["status"] == "completed", video.get("error")
     assert video["openreel"]["credits"]["loras"][0]["author"] == "Ada Lovelace"
 
-    # "Use settings again" after a reload brings the LoRA, its strength and the quality back.
+    # Details say what draft changed and which LoRA at what strength; then "Use settings again"
+    # after a reload brings the LoRA, its strength and the quality back.
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    page.locator("#gallery-list > li.card").first.get_by_role("button", name=re.compile("^Details")).click()
+    recipe = page.locator("dialog#details #details-recipe")
+    expect(recipe).to_contain_text("harbour-look × 0.5")
+    expect(recipe).to_contain_text("draft: ")
+    page.keyboard.press("Escape")
     page.locator("#composer").get_by_role("button", name="Clear").click()
     expect(lora_box(page, "harbour-look")).not_to_be_checked()
     card = page.locator("#gallery-list > li.card").first

@@ -87,6 +87,7 @@ def test_quality_memory_and_a_lora_reach_the_video(server: RemoteServer, tmp_pat
 
     echo = styled.openreel
     assert echo["quality"] == "draft" and echo["memory"] == "low"
+    assert echo["worker"].endswith(":w0")  # the server's one worker thread made it
     assert echo["loras"] == [{"source": "harbour-look", "scale": 0.7}]
     assert echo["credits"]["loras"] == [
         {"id": "harbour-look.safetensors", "author": "Ada Lovelace", "licence": "CC-BY-4.0"}

@@ -133,6 +133,7 @@ class OpenAIServingVideos:
             eta_seconds=job.eta_seconds,
             queue_position=queue_position,
             attempts=job.attempts,
+            worker=job.claimed_by,
             has_input_reference=job.input_reference is not None,
             outputs=[OpenreelOutput(variation=o["variation"], seed=o["seed"]) for o in job.outputs],
             credits=job.outputs[0].get("credits") if job.outputs else None,

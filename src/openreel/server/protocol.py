@@ -312,6 +312,9 @@ class OpenreelInfo(BaseModel):
     eta_seconds: float | None = None
     queue_position: int | None = None
     attempts: int = 0
+    worker: str | None = Field(
+        None, description="The worker that runs (or ran) it, as host:process:slot (a Ray worker: rayN)."
+    )
     has_input_reference: bool = False
     outputs: list[OpenreelOutput] = Field(default_factory=list)
     credits: dict[str, Any] | None = Field(

@@ -67,6 +67,8 @@ export function createDetails({ onReuse, onEdit, describe, show }) {
     row(asked, "Negative prompt the model saw", plan.negative_prompt && plan.negative_prompt !== spec.negative_prompt ? plan.negative_prompt : null);
     row(asked, "Upscale", plan.upscale?.reason);
     row(asked, "Frame rate", plan.retime?.reason);
+    row(asked, "Quality", plan.quality_note || (spec.quality && spec.quality !== "standard" ? spec.quality : null));
+    row(asked, "LoRAs", spec.loras?.length ? spec.loras.map((lora) => `${lora.source} × ${lora.scale}`).join(", ") : null);
     row(asked, "Memory", plan.memory?.reason);
     row(asked, "Device", plan.device ? `${plan.device} (${plan.dtype})` : null);
     row(asked, "openreel", recipe.openreel_version);

@@ -204,6 +204,8 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
       bits.push(`${video.progress}%`);
       const eta = formatEta(info.eta_seconds, video.progress);
       if (eta) bits.push(eta);
+      // Which worker makes it: on a cluster, the machine and process to look at.
+      if (info.worker) bits.push(`on ${info.worker}`);
       parts.progressText.textContent = bits.join(" · ");
     } else if (video.status === "completed") {
       const took = video.completed_at ? video.completed_at - video.created_at : null;
