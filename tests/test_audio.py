@@ -349,3 +349,12 @@ def test_ltx2_extension_continues_the_clips_sound(burst_clip, tmp_path, backward
     else:
         lap = samples[round((2.0 - span / 2) * rate) : round(1.99 * rate)]
     assert span > 0.1 and np.sqrt(np.mean(lap**2)) > 1e-3
+
+
+def test_audio_must_be_true_or_false():
+    from openreel.errors import SpecError
+    from openreel.spec import VideoSpec
+
+    with pytest.raises(SpecError, match="audio must be true or false"):
+        VideoSpec(prompt="drums", audio="yes").validated()
+    assert VideoSpec(prompt="drums").validated().audio is None
