@@ -111,10 +111,11 @@ def character_list() -> None:
 
 def _mount_server_commands() -> None:
     # The server's commands live with the server; importing them loads no FastAPI until run.
-    from openreel.server.cli_commands import keys_app, serve_command
+    from openreel.server.cli_commands import cluster_app, keys_app, serve_command
 
     app.command("serve")(serve_command)
     app.add_typer(keys_app, name="keys")
+    app.add_typer(cluster_app, name="cluster")
 
 
 def _fail(error: OpenreelError) -> None:
