@@ -74,11 +74,11 @@ def make_settings(tmp_path: Path, url: str) -> Settings:
     )
 
 
-def verified(body: bytes, headers: dict[str, str]) -> dict:
+def verified(body: bytes, headers: dict[str, str], secret: str = SECRET) -> dict:
     sdk = openai.OpenAI(api_key="unused", base_url="http://127.0.0.1:9/v1")
-    sdk.webhooks.verify_signature(body, headers, secret=SECRET)  # raises when the signature is wrong
+    sdk.webhooks.verify_signature(body, headers, secret=secret)  # raises when the signature is wrong
     with pytest.raises(openai.InvalidWebhookSignatureError):
-        sdk.webhooks.verify_signature(body + b" ", headers, secret=SECRET)
+        sdk.webhooks.verify_signature(body + b" ", headers, secret=secret)
     return json.loads(body)
 
 
@@ -141,3 +141,64 @@ def test_undelivered_events_survive_a_restart(tmp_path: Path) -> None:
 def test_a_webhook_url_needs_a_secret() -> None:
     with pytest.raises(ValueError, match="secret"):
         Settings(webhook_url="https://example.org/hooks")
+
+
+def test_a_key_with_its_own_webhook_gets_its_events_signed_with_its_secret(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from openreel.cli import app
+    from openreel.jobs.store import JobStore
+    from openreel.server.auth import create_api_key
+
+    own_secret = "whsec_" + base64.b64encode(b"alice's own secret, 32 bytes!!!!").decode()
+    server_hooks, alice_hooks = Receiver(), Receiver()
+    settings = make_settings(tmp_path, server_hooks.url)
+    store = JobStore(settings.database_url)
+    keys = {name: create_api_key(store, name)[1] for name in ("alice", "bob")}
+    store.close()
+    cli = CliRunner()
+    database = ["--database-url", settings.database_url]
+    given = cli.invoke(
+        app, ["keys", "webhook", "alice", "--url", alice_hooks.url, "--secret", own_secret, *database]
+    )
+    assert given.exit_code == 0, given.output
+    listed = cli.invoke(app, ["keys", "list", *database], env={"COLUMNS": "200"}).output
+    assert alice_hooks.url in listed
+    half = cli.invoke(app, ["keys", "webhook", "bob", "--url", alice_hooks.url, *database])
+    assert half.exit_code == 2 and "both --url and --secret" in half.output
+    try:
+        with TestClient(build_app(settings, engine_factory=FakeEngine), client=LOOPBACK) as http:
+            as_alice = {"Authorization": f"Bearer {keys['alice']}"}
+            as_bob = {"Authorization": f"Bearer {keys['bob']}"}
+            alices = wait_for(
+                http,
+                http.post("/v1/videos", json={"prompt": "a"}, headers=as_alice).json()["id"],
+                headers=as_alice,
+            )
+            bobs = wait_for(
+                http,
+                http.post("/v1/videos", json={"prompt": "b"}, headers=as_bob).json()["id"],
+                headers=as_bob,
+            )
+            alice_hooks.wait(1)
+            server_hooks.wait(1)
+            # Alice's event went to her URL, signed with her secret (not the server's); Bob's, with
+            # no webhook of his own, to the server's.
+            assert verified(*alice_hooks.received[0], secret=own_secret)["data"] == {"id": alices["id"]}
+            with pytest.raises(openai.InvalidWebhookSignatureError):
+                verified(*alice_hooks.received[0])
+            assert verified(*server_hooks.received[0])["data"] == {"id": bobs["id"]}
+
+            removed = cli.invoke(app, ["keys", "webhook", "alice", "--remove", *database])
+            assert removed.exit_code == 0, removed.output
+            again = wait_for(
+                http,
+                http.post("/v1/videos", json={"prompt": "c"}, headers=as_alice).json()["id"],
+                headers=as_alice,
+            )
+            server_hooks.wait(2)
+            assert verified(*server_hooks.received[1])["data"] == {"id": again["id"]}
+            assert len(alice_hooks.received) == 1
+    finally:
+        server_hooks.close()
+        alice_hooks.close()

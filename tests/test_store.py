@@ -88,6 +88,7 @@ def test_an_old_database_gains_new_columns(database_url: str) -> None:
         "m007_webhook_outbox",
         "m008_files",
         "m009_workers",
+        "m010_key_webhooks",
     ]
     old = store.get("video_old")
     assert old is not None and old.progress == 0 and old.attempts == 0 and old.max_attempts == 3

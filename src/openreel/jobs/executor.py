@@ -25,7 +25,7 @@ from openreel.errors import Cancelled, OpenreelError
 from openreel.jobs.files import delete_file, expired_files
 from openreel.jobs.outbox import EVENT_TYPES, new_event
 from openreel.jobs.resume import keep_for_rerun
-from openreel.jobs.store import JobRecord, JobStore, this_host, worker_name
+from openreel.jobs.store import LOCAL_OWNER, JobRecord, JobStore, this_host, worker_name
 from openreel.spec import VideoSpec
 
 log = logging.getLogger("openreel.jobs")
@@ -306,8 +306,15 @@ class LocalExecutor:
         return sum(1 for t in self._threads if t.name.startswith("openreel-worker-") and t.is_alive())
 
     def _event(self, job: JobRecord, outcome: str) -> dict[str, Any] | None:
-        """The webhook outbox row for a video that ends (stills have no OpenAI event)."""
-        if self.webhook_url is None or job.kind == "still":
+        """The webhook outbox row for a video that ends (stills have no OpenAI event): to the
+        job's key's own webhook where it has one, else the server's."""
+        if job.kind == "still":
+            return None
+        if job.owner != LOCAL_OWNER:
+            key = self.store.get_key(job.owner)
+            if key is not None and key.webhook_url and key.webhook_secret:
+                return new_event(key.webhook_url, EVENT_TYPES[outcome], job.id, key_id=key.id)
+        if self.webhook_url is None:
             return None
         return new_event(self.webhook_url, EVENT_TYPES[outcome], job.id)
 

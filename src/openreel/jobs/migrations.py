@@ -195,3 +195,11 @@ def m009_workers(conn: Connection) -> None:
         sa.Column("heartbeat_at", sa.Float, nullable=False),
     )
     table.create(conn)
+
+
+@migration
+def m010_key_webhooks(conn: Connection) -> None:
+    # A key's own webhook (openreel keys webhook): its events go to its URL, signed with its
+    # secret (kept as it is: signing needs it), and each outbox row names the key it signs for.
+    _add_columns(conn, "api_keys", sa.Column("webhook_url", sa.Text), sa.Column("webhook_secret", sa.Text))
+    _add_columns(conn, "webhook_outbox", sa.Column("key_id", sa.String(64)))

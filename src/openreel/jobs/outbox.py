@@ -31,8 +31,11 @@ log = logging.getLogger("openreel.webhooks")
 EVENT_TYPES = {"completed": "video.completed", "failed": "video.failed"}
 
 
-def new_event(url: str, event_type: str, video_id: str, now: float | None = None) -> dict[str, Any]:
-    """An outbox row for ``event_type`` about ``video_id``; the body follows OpenAI's webhook events."""
+def new_event(
+    url: str, event_type: str, video_id: str, now: float | None = None, *, key_id: str | None = None
+) -> dict[str, Any]:
+    """An outbox row for ``event_type`` about ``video_id``; the body follows OpenAI's webhook events.
+    ``key_id``: the API key whose own webhook it goes to (signed with that key's secret)."""
     now = time.time() if now is None else now
     event_id = f"evt_{uuid.uuid4().hex}"
     body = {
@@ -49,6 +52,7 @@ def new_event(url: str, event_type: str, video_id: str, now: float | None = None
         "payload": json.dumps(body, separators=(",", ":")),
         "created_at": now,
         "next_attempt_at": now,
+        "key_id": key_id,
     }
 
 
@@ -77,19 +81,25 @@ class Due:
     url: str
     payload: str
     attempts: int
+    key_id: str | None = None
 
 
 def take_due(store: JobStore, now: float, *, lease_s: float, limit: int = 20) -> list[Due]:
     """Undelivered rows whose time has come, each pushed ``lease_s`` ahead so no other dispatcher
     takes it meanwhile (a dispatcher that dies mid-delivery only delays the event by the lease)."""
     pending = sa.and_(webhook_outbox.c.delivered_at.is_(None), webhook_outbox.c.gave_up_at.is_(None))
+    due = (
+        sa.select(webhook_outbox)
+        .where(pending, webhook_outbox.c.next_attempt_at <= now)
+        .order_by(webhook_outbox.c.next_attempt_at)
+        .limit(limit)
+    )
+    # A read first: every server polls, and an idle poll must not take SQLite's write lock.
+    with store._read() as conn:
+        if not conn.execute(due).first():
+            return []
     with store._write() as conn:
-        rows = conn.execute(
-            sa.select(webhook_outbox)
-            .where(pending, webhook_outbox.c.next_attempt_at <= now)
-            .order_by(webhook_outbox.c.next_attempt_at)
-            .limit(limit)
-        ).all()
+        rows = conn.execute(due).all()
         taken = []
         for row in rows:
             claimed = conn.execute(
@@ -98,7 +108,7 @@ def take_due(store: JobStore, now: float, *, lease_s: float, limit: int = 20) ->
                 .values(next_attempt_at=now + lease_s, attempts=row.attempts + 1)
             )
             if claimed.rowcount == 1:
-                taken.append(Due(row.id, row.url, row.payload, row.attempts + 1))
+                taken.append(Due(row.id, row.url, row.payload, row.attempts + 1, row.key_id))
     return taken
 
 
@@ -120,10 +130,13 @@ def pending_count(store: JobStore) -> int:
 
 
 class WebhookDispatcher:
+    """Delivers due events. ``secret`` signs the server's own events (--webhook-secret); an event
+    for a key's own webhook is signed with that key's secret, read at each attempt."""
+
     def __init__(
         self,
         store: JobStore,
-        secret: str,
+        secret: str | None,
         *,
         poll_s: float = 1.0,
         backoff_s: float = 5.0,
@@ -167,12 +180,18 @@ class WebhookDispatcher:
         lease = self.timeout_s * 3
         for due in take_due(self.store, time.time() if now is None else now, lease_s=lease):
             body = due.payload.encode()
+            secret = self._secret(due)
+            if secret is None:
+                # The key was revoked or its webhook taken away: no one may sign for it now.
+                log.warning("webhook %s to %s given up: its key has no webhook secret now", due.id, due.url)
+                mark(self.store, due.id, gave_up_at=time.time(), last_error="no secret to sign with")
+                continue
             try:
                 # Signed at each attempt: the timestamp is the sending time (receivers refuse old ones).
                 response = httpx.post(
                     due.url,
                     content=body,
-                    headers=signature_headers(self.secret, due.id, body),
+                    headers=signature_headers(secret, due.id, body),
                     timeout=self.timeout_s,
                     follow_redirects=False,
                 )
@@ -191,3 +210,11 @@ class WebhookDispatcher:
                 wait = min(self.backoff_s * 2 ** (due.attempts - 1), self.max_backoff_s)
                 mark(self.store, due.id, next_attempt_at=time.time() + wait, last_error=error)
         return delivered
+
+    def _secret(self, due: Due) -> str | None:
+        if due.key_id is None:
+            return self.secret
+        key = self.store.get_key(due.key_id)
+        if key is None or not key.active or key.webhook_url != due.url:
+            return None
+        return key.webhook_secret

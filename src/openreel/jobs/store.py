@@ -118,6 +118,8 @@ webhook_outbox = sa.Table(
     sa.Column("delivered_at", sa.Float),
     sa.Column("gave_up_at", sa.Float),
     sa.Column("last_error", sa.Text),
+    # m010_key_webhooks: the key whose webhook secret signs it (None: the server's).
+    sa.Column("key_id", sa.String(64)),
 )
 
 # m008_files: the Files API (openreel.jobs.files): uploads kept per owner, named by input_reference.
@@ -160,6 +162,9 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("last_used_at", sa.Float),
     sa.Column("revoked_at", sa.Float),
+    # m010_key_webhooks: where this key's video events go, and the secret they are signed with.
+    sa.Column("webhook_url", sa.Text),
+    sa.Column("webhook_secret", sa.Text),
 )
 
 migrations_table = sa.Table(
@@ -279,6 +284,9 @@ class ApiKeyRecord:
     created_at: float
     last_used_at: float | None
     revoked_at: float | None
+    webhook_url: str | None = None
+    # Never shown: `keys list` says only whether a key has one.
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_row(cls, row: Any) -> ApiKeyRecord:
@@ -949,6 +957,23 @@ class JobStore:
         with self._read() as conn:
             row = conn.execute(sa.select(api_keys).where(api_keys.c.hash == key_hash)).first()
         return ApiKeyRecord.from_row(row) if row else None
+
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).first()
+        return ApiKeyRecord.from_row(row) if row else None
+
+    def set_key_webhook(self, id_or_name: str, url: str | None, secret: str | None) -> list[ApiKeyRecord]:
+        """Point the active key with this id (or every active key with this name) at ``url``,
+        signed with ``secret``; None for both takes the key's webhook away. Returns those changed."""
+        with self._write() as conn:
+            where = sa.and_(
+                sa.or_(api_keys.c.id == id_or_name, api_keys.c.name == id_or_name),
+                api_keys.c.revoked_at.is_(None),
+            )
+            conn.execute(api_keys.update().where(where).values(webhook_url=url, webhook_secret=secret))
+            rows = conn.execute(sa.select(api_keys).where(where)).all()
+        return [ApiKeyRecord.from_row(row) for row in rows]
 
     def touch_key(self, key_id: str) -> None:
         with self._write() as conn:

@@ -136,16 +136,15 @@ def build_app(
         job_store = store or await run_in_threadpool(JobStore, settings.database_url)
         executor = make_executor(settings, job_store, engine_factory)
         await run_in_threadpool(executor.start)
-        dispatcher = None
-        if settings.webhook_url and settings.webhook_secret:
-            dispatcher = WebhookDispatcher(
-                job_store,
-                settings.webhook_secret,
-                poll_s=settings.webhook_poll_s,
-                backoff_s=settings.webhook_backoff_s,
-                max_attempts=settings.webhook_max_attempts,
-            )
-            dispatcher.start()
+        # Always running: an API key may get its own webhook (openreel keys webhook) at any time.
+        dispatcher = WebhookDispatcher(
+            job_store,
+            settings.webhook_secret if settings.webhook_url else None,
+            poll_s=settings.webhook_poll_s,
+            backoff_s=settings.webhook_backoff_s,
+            max_attempts=settings.webhook_max_attempts,
+        )
+        dispatcher.start()
         app.state.webhooks = dispatcher
         app.state.store = job_store
         app.state.executor = executor
@@ -153,8 +152,7 @@ def build_app(
         try:
             yield
         finally:
-            if dispatcher is not None:
-                await run_in_threadpool(dispatcher.stop)
+            await run_in_threadpool(dispatcher.stop)
             await run_in_threadpool(executor.stop)
             if owned:
                 job_store.close()

@@ -220,6 +220,8 @@ def keys_list(
         )
         return
     table = Table("id", "name", "starts with", "created", "last used", "revoked")
+    table.columns[0].no_wrap = True  # an id is typed back: never cut
+    table.add_column("webhook", overflow="fold")  # a URL folds onto more lines rather than being cut
     for key in keys:
         table.add_row(
             key.id,
@@ -228,8 +230,50 @@ def keys_list(
             _when(key.created_at),
             _when(key.last_used_at),
             _when(key.revoked_at),
+            key.webhook_url or "-",
         )
     console.print(table)
+
+
+@keys_app.command("webhook")
+def keys_webhook(
+    key: str = typer.Argument(..., help="A key id (key_...) or a name (every active key of that name)."),
+    url: str | None = typer.Option(None, "--url", help="Where this key's video events go (http:// or https://)."),
+    secret: str | None = typer.Option(
+        None,
+        "--secret",
+        envvar="OPENREEL_KEY_WEBHOOK_SECRET",
+        help="The whsec_... secret its events are signed with (webhooks.verify_signature checks them).",
+    ),
+    remove: bool = typer.Option(
+        False, "--remove", help="Take the key's webhook away (the server's applies again)."
+    ),
+    database_url: str | None = typer.Option(
+        None, "--database-url", envvar="OPENREEL_DATABASE_URL", help=_DB_HELP
+    ),
+) -> None:
+    """Give a key its own webhook: video.completed and video.failed of its videos go there, signed
+    with its own secret, instead of to the server's --webhook-url."""
+    if remove == bool(url or secret):
+        err_console.print("[red]error:[/red] give --url and --secret, or --remove")
+        raise typer.Exit(2)
+    if not remove and not (url and secret):
+        err_console.print("[red]error:[/red] a webhook needs both --url and --secret (whsec_<base64>)")
+        raise typer.Exit(2)
+    if url and not url.startswith(("https://", "http://")):
+        err_console.print(f"[red]error:[/red] the webhook URL must be http:// or https:// (got {url!r})")
+        raise typer.Exit(2)
+    store = _store(database_url)
+    try:
+        changed = store.set_key_webhook(key, url, secret)
+    finally:
+        store.close()
+    if not changed:
+        err_console.print(f"[red]error:[/red] no active key with id or name {key!r} (`openreel keys list`)")
+        raise typer.Exit(1)
+    for record in changed:
+        where = f"now go to {url}" if url else "go to the server's webhook again"
+        err_console.print(f"{record.id} ({record.name}): its video events {where}", highlight=False)
 
 
 @keys_app.command("revoke")
