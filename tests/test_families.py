@@ -69,17 +69,19 @@ def generate(family: str, folder: Path, plan: Plan, seed: int) -> np.ndarray:
         seen_steps.append(index)
         return {}
 
-    # The same extra arguments the Runner adds.
-    output = pipe(
-        **module.call_arguments(plan, generator),
-        output_type="np",
-        callback_on_step_end=step_end,
-        callback_on_step_end_tensor_inputs=["latents"],
-    )
-    # Every step is reported, in order; the total is the pipeline's own count (plan.steps for one
-    # denoising loop, more for Pyramid Flow's stages and units), which the Runner shows.
-    assert seen_steps == list(range(getattr(pipe, "num_timesteps", plan.steps)))
-    assert seen_steps[-1] + 1 >= plan.steps
+    from openreel.render.runner import _step_arguments
+
+    # The same arguments and step callback the Runner gives.
+    arguments = module.call_arguments(plan, generator)
+    if hasattr(module, "prepare_call"):
+        arguments = module.prepare_call(pipe, arguments)
+    stepping = _step_arguments(pipe, step_end)
+    output = pipe(**arguments, output_type="np", **stepping)
+    if stepping:  # HunyuanVideo 1.5's pipelines take no step callback (diffusers 0.42.1)
+        # Every step is reported, in order; the total is the pipeline's own count (plan.steps for
+        # one denoising loop, more for Pyramid Flow's stages and units), which the Runner shows.
+        assert seen_steps == list(range(getattr(pipe, "num_timesteps", plan.steps)))
+        assert seen_steps[-1] + 1 >= plan.steps
     return output.frames[0]
 
 
@@ -155,7 +157,9 @@ def test_tiny_build_is_deterministic_and_small(
     assert "model_index.json" in first
     assert first == second
     size = sum(path.stat().st_size for path in (tmp_path / family).rglob("*") if path.is_file())
-    assert size < 5 * 2**20
+    # HunyuanVideo 1.5's ByT5 projection is 2048 wide in diffusers' code, not its configuration:
+    # 4.2M parameters (17 MB) no twin can shrink.
+    assert size < (30 if family == "hunyuan15" else 5) * 2**20
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -120,8 +120,8 @@ def twin_sizes(component: str, class_name: str, twin: ModelCard) -> dict[str, An
             target_size=80,
         )
     if class_name == "AutoencoderKLHunyuanVideo15":
-        # The real widths (128, 256, 512, 1024, 1024) over 16: the downsamplers fold space and time
-        # into channels and average groups of them, so each stage may grow at most 4x, and the
-        # deepest must be a multiple of twice the 32 latent channels (mean and variance).
-        return dict(block_out_channels=[8, 16, 32, 64, 64], layers_per_block=1)
+        # The downsamplers fold space and time into channels and average groups of them, so each
+        # stage may grow at most 4x, and the deepest must hold twice the 32 latent channels (mean
+        # and variance): the narrowest widths that run.
+        return dict(block_out_channels=[4, 8, 16, 32, 64], layers_per_block=1)
     raise ValueError(f"no twin sizes for HunyuanVideo 1.5's {component} ({class_name})")
