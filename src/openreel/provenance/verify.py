@@ -47,6 +47,8 @@ class VerifyReport:
             text += "; its payload does not verify with this installation's key (made elsewhere, or forged)"
         else:
             text += "; its payload does not verify with this installation's key (damaged, or made elsewhere)"
+            if w.reason:
+                text += f"; {w.reason}"
         return text
 
     @property
