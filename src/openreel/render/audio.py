@@ -203,10 +203,15 @@ def crossfade(a: Audio, b: Audio, weight: np.ndarray) -> Audio:
 
 
 def has_audio(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a sound track. A file PyAV cannot open has none here: the input
+    checks that read it for its frames give the clear error."""
     import av
 
-    with av.open(str(path)) as container:
-        return bool(container.streams.audio)
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.audio)
+    except (av.error.FFmpegError, OSError):
+        return False
 
 
 def read_audio(path: str | os.PathLike[str], rate: int = RATE) -> Audio | None:
