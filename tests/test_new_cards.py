@@ -220,3 +220,21 @@ def test_the_diffusion_forcing_twin_holds_an_image_or_a_clip_tail(frames, monkey
         expected = encode_mode(pipe.vae, given)
     count = expected.shape[2]
     assert torch.allclose(z[:, :, :count].float(), expected.float(), atol=1e-4, rtol=1e-4)
+
+
+def test_diffusion_forcing_progress_counts_on_through_its_passes(tmp_path):
+    """What a person watching sees: the passes of one diffusion-forcing call are one denoising
+    stage whose steps count on (2 passes x 2 steps), never going back nor called refinement."""
+    from openreel.engine import Engine
+    from openreel.spec import VideoSpec
+
+    spec = VideoSpec(
+        prompt="a kite", model="tiny-skyreels", seconds=4.2, width=64, height=64, fps=24, steps=2, seed=3
+    ).validated()
+    seen = []
+    Engine().generate(spec, tmp_path / "long.mp4", on_progress=seen.append)
+    denoising = [update for update in seen if update.stage not in ("loading", "finishing", "done")]
+    assert {update.stage for update in denoising} == {"denoising"}
+    assert [update.step for update in denoising] == [1, 2, 3, 4]
+    fractions = [update.fraction for update in seen]
+    assert fractions == sorted(fractions)

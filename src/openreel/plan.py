@@ -123,6 +123,8 @@ class Plan:
     # call of the model's length covers it), and why (plan_long_clip; --dry-run says both).
     long_clip: str = ""
     long_clip_reason: str = ""
+    # Diffusion forcing: the passes its one call makes (each a denoising loop of its own).
+    forcing_passes: int = 0
 
     def for_window(self, window: Window) -> Plan:
         """This plan as one pipeline call sees it: the window's frames and prompt."""
@@ -537,6 +539,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         quality_note=quality_note,
         long_clip=long_clip,
         long_clip_reason=long_clip_reason,
+        forcing_passes=len(passes) if long_clip == "diffusion forcing" else 0,
         inputs={
             key: value
             for key, value in (

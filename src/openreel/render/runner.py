@@ -410,23 +410,33 @@ _WINDOW_SEED_STRIDE = 1_000_003
 
 class _StepReporter:
     """``callback_on_step_end`` for progress and cancel. A second loop in the same call (the
-    refinement pass) starts its index at 0 again: that marks the "refining" phase."""
+    refinement pass) starts its index at 0 again: that marks the "refining" phase. Diffusion
+    forcing's passes restart it too: they count on, all of them denoising."""
 
     def __init__(self, plan: Plan, on_step: StepCallback | None, should_cancel: CancelCheck | None):
         self.plan, self.on_step, self.should_cancel = plan, on_step, should_cancel
         self.phase = "denoising"
         self.last_index = -1
+        self.passes_done = 0
 
     def __call__(self, pipe: Any, index: int, _timestep: Any, _tensors: dict) -> dict:
         if self.should_cancel is not None and self.should_cancel():
             raise Cancelled("cancelled")
+        forcing = self.plan.forcing_passes > 1
         if index <= self.last_index:
-            self.phase = "refining"
+            if forcing:
+                self.passes_done += 1
+            else:
+                self.phase = "refining"
         self.last_index = index
         if self.on_step is not None:
             # Pipelines with several loops (Pyramid Flow's stages and units, a refinement that
             # re-runs part of the schedule) count their own total.
-            self.on_step(index + 1, getattr(pipe, "num_timesteps", None) or self.plan.steps, self.phase)
+            total = getattr(pipe, "num_timesteps", None) or self.plan.steps
+            done = index + 1
+            if forcing:
+                done, total = self.passes_done * total + done, self.plan.forcing_passes * total
+            self.on_step(done, total, self.phase)
         return {}
 
 
