@@ -104,6 +104,19 @@ SIZE_KEYS: dict[str, frozenset[str]] = {
     "SkyReelsV2Transformer3DModel": frozenset(
         {"num_attention_heads", "attention_head_dim", "ffn_dim", "num_layers", "text_dim"}
     ),
+    "HunyuanVideo15Transformer3DModel": frozenset(
+        {
+            "num_attention_heads",
+            "attention_head_dim",
+            "num_layers",
+            "num_refiner_layers",
+            "text_embed_dim",
+            "text_embed_2_dim",
+            "image_embed_dim",
+            "rope_axes_dim",
+            "target_size",  # the pixel grid of a smaller native size
+        }
+    ),
     "HunyuanVideoTransformer3DModel": frozenset(
         {
             "num_attention_heads",
@@ -126,6 +139,7 @@ SIZE_KEYS: dict[str, frozenset[str]] = {
     "LTXLatentUpsamplerModel": frozenset({"mid_channels", "num_blocks_per_stage"}),
     "AutoencoderKLWan": frozenset({"base_dim", "decoder_base_dim", "num_res_blocks"}),
     "AutoencoderKLHunyuanVideo": frozenset({"block_out_channels", "layers_per_block", "norm_num_groups"}),
+    "AutoencoderKLHunyuanVideo15": frozenset({"block_out_channels", "layers_per_block"}),
     "T5EncoderModel": _T5_SIZES,
     "UMT5EncoderModel": _T5_SIZES,
     "LlamaModel": frozenset(
@@ -139,6 +153,24 @@ SIZE_KEYS: dict[str, frozenset[str]] = {
         }
     )
     | _TEXT_VOCABULARY,
+    # Qwen2.5-VL's multimodal rotary sections split a head's width: they shrink with it.
+    "Qwen2_5_VLTextModel": frozenset(
+        {
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "rope_scaling",
+            "rope_parameters",  # transformers 5's form of rope_scaling
+            "max_window_layers",
+            "layer_types",  # one entry per layer
+        }
+    )
+    | _TEXT_VOCABULARY,
+    "SiglipVisionModel": frozenset(
+        {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"}
+    ),
     "CLIPTextModel": frozenset(
         {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "projection_dim"}
     )
@@ -151,13 +183,14 @@ SIZE_KEYS: dict[str, frozenset[str]] = {
     **LTX2_SIZE_KEYS,
 }
 # Lists whose length is a depth, not a compression: their length may change with the depth.
-DEPTH_LISTS = frozenset({"vace_layers"})
+DEPTH_LISTS = frozenset({"vace_layers", "layer_types"})
 
 # Image processors: the PIL twin of a torchvision-backed class (torchvision does not run beside
 # the CPU torch wheel); the processing and its settings are the same.
 PROCESSOR_TWINS = {
     "CLIPImageProcessor": "CLIPImageProcessorPil",
     "CLIPImageProcessorFast": "CLIPImageProcessorPil",
+    "SiglipImageProcessor": "SiglipImageProcessorPil",
 }
 
 
@@ -198,6 +231,12 @@ def _clip_vision_sizes(width: int = CLIP_VISION_WIDTH) -> dict[str, Any]:
     )
 
 
+def _qwen_sizes() -> dict[str, Any]:
+    # Qwen2.5-VL's multimodal rotary sections add up to half a head's width (4 / 2 = 1 + 1 + 0).
+    sizes = {key: value for key, value in _llama_sizes().items() if key != "head_dim"}
+    return dict(sizes, rope_scaling={"type": "mrope", "mrope_section": [1, 1, 0]})
+
+
 def _special_ids(tokenizer: Any) -> dict[str, Any]:
     return {
         "bos_token_id": tokenizer.bos_token_id,
@@ -216,6 +255,13 @@ def text_encoder_sizes(class_name: str, config: dict[str, Any], tokenizer: Any) 
         return dict(_clip_text_sizes(), vocab_size=len(tokenizer), **_special_ids(tokenizer))
     if class_name == "CLIPVisionModel":
         return _clip_vision_sizes()
+    if class_name == "Qwen2_5_VLTextModel":
+        return dict(
+            _qwen_sizes(), vocab_size=len(tokenizer), bos_token_id=None, eos_token_id=tokenizer.eos_token_id
+        )
+    if class_name == "SiglipVisionModel":
+        # The image and patch sizes stay: they set the 729 image tokens the pipeline expects.
+        return {key: value for key, value in _clip_vision_sizes().items() if key != "projection_dim"}
     if class_name == "LlavaForConditionalGeneration":
         text = dict(
             config["text_config"], **_llama_sizes(), vocab_size=len(tokenizer), **_special_ids(tokenizer)
@@ -239,6 +285,10 @@ def twin_tokenizer(kind: str, *, image: bool = False) -> Any:
         return tiny.llama_tokenizer(image=image)
     if kind == "clip":
         return tiny.clip_tokenizer()
+    if kind == "qwen2":
+        return tiny.qwen2_tokenizer()
+    if kind == "byt5":
+        return tiny.byt5_tokenizer()
     raise ValueError(f"no twin tokenizer of kind {kind!r}")
 
 
@@ -276,7 +326,7 @@ def build_twin(twin: ModelCard) -> DiffusionPipeline:
     for name, component in encoders.items():
         if name.startswith("tokenizer"):
             continue
-        if name == "scheduler":
+        if name in ("scheduler", "guider"):  # configured, weightless
             components[name] = resolve_class(component["class"]).from_config(component["config"])
         elif name in ("image_processor", "feature_extractor"):
             cls = resolve_class(PROCESSOR_TWINS.get(component["class"], component["class"]))
