@@ -580,7 +580,12 @@ class Engine:
                 else:
                     keyframes.append((frames, index))
         elif plan.mode in ("extend", "remix"):
-            source = clip_at(plan.inputs["video"], width=plan.width, height=plan.height, fps=plan.native_fps)
+            source = (
+                # An image remixed into an image (POST /v1/images/edits): one frame, no clip to read.
+                load_image(plan.inputs["video"], plan.width, plan.height, param="image")
+                if Path(plan.inputs["video"]).suffix.lower() in STILL_SUFFIXES
+                else clip_at(plan.inputs["video"], width=plan.width, height=plan.height, fps=plan.native_fps)
+            )
             if plan.mode == "remix":
                 if sound is not None:
                     # A remix keeps the clip's timing, so it keeps the clip's sound.
