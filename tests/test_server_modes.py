@@ -149,6 +149,50 @@ def test_images_generate_in_both_formats(client: openai.OpenAI, server: RemoteSe
     assert bad.value.param == "n"
 
 
+def split_png(horizontal: bool) -> bytes:
+    """Two colours split down the middle, or across it: two images no remix could confuse."""
+    image = Image.new("RGB", (64, 32), (220, 40, 40))
+    box = (32, 0, 64, 32) if horizontal else (0, 16, 64, 32)
+    image.paste((30, 60, 230), box)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_images_edit_remixes_the_uploaded_image(client: openai.OpenAI) -> None:
+    import numpy as np
+
+    def edit(data: bytes, **options) -> np.ndarray:
+        result = client.images.edit(
+            model="tiny-ltx",
+            image=("source.png", data, "image/png"),
+            prompt="the same flag at night",
+            extra_body={"strength": 0.5, **FAST},
+            **options,
+        )
+        with Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json))) as made:
+            return np.asarray(made.convert("RGB"), dtype=np.int16)
+
+    left_right = edit(split_png(horizontal=True))
+    assert left_right.shape == (64, 128, 3)  # size "auto": the image's own shape, 64 px at least
+    # The same seed from another image makes another picture: the upload is what was remixed.
+    assert np.abs(left_right - edit(split_png(horizontal=False))).mean() > 2
+    assert edit(split_png(horizontal=True), size=SIZE).shape == (128, 256, 3)
+
+    refusals = [
+        ({"mask": ("mask.png", png(), "image/png")}, "mask"),
+        ({"stream": True}, "stream"),
+        ({"image": [("a.png", png(), "image/png"), ("b.png", png(), "image/png")]}, "image"),
+        ({"image": ("a.png", b"not an image", "image/png")}, "image"),
+        ({"model": "tiny-mochi"}, "model"),
+    ]
+    for options, param in refusals:
+        arguments = {"image": ("a.png", png(), "image/png"), "prompt": "x", "model": "tiny-ltx", **options}
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.images.edit(**arguments)
+        assert refused.value.body["param"] == param, refused.value.body
+
+
 def test_recut_loop_and_blend(client: openai.OpenAI, parent: Video, tmp_path: Path) -> None:
     longer = client.videos.extend(prompt="more", seconds="1", **by_id(parent.id))
     longer = client.videos.poll(longer.id)

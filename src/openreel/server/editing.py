@@ -28,6 +28,7 @@ from openreel import spec as specs
 from openreel.errors import SpecError
 from openreel.jobs.store import COMPLETED, FAILED, IN_PROGRESS, QUEUED, JobRecord, new_job_id
 from openreel.models.catalog import get_card
+from openreel.provenance import label as labels
 from openreel.server import loras as server_loras
 from openreel.server.auth import Principal, authenticate
 from openreel.server.media import check_clip
@@ -52,6 +53,7 @@ from openreel.server.protocol import (
     ExtendRequest,
     GenerationOptions,
     ImageData,
+    ImageEditRequest,
     ImageGenerateRequest,
     ImagesResponse,
     LoopRequest,
@@ -214,6 +216,8 @@ class OpenreelServingModes:
         if options.variations is not None:
             values["variations"] = options.variations
         values.update(rendering_values(options))
+        # The label is decided now, from the request or the server's --label (echoed by enqueue).
+        values["extra"] = labels.to_extra(labels.for_request(options.label, self.settings.label))
         spec = VideoSpec(**values)
         return replace(spec, loras=server_loras.resolve(spec.loras, self.settings.loras_path))
 
@@ -237,6 +241,8 @@ class OpenreelServingModes:
         except BaseException:
             remove_upload(upload)
             raise
+        if "label" in spec.extra:  # echoed as laid: {text, corner, size}, or null for none
+            extras = extras | {"label": spec.extra["label"] or None}
         job = self.store.create_job(
             job_id=job_id,
             owner=owner,
@@ -581,14 +587,26 @@ class OpenreelServingModes:
 
     # --- stills and the Images API ---
 
-    def create_still(self, request: StillRequest, owner: str) -> Still:
+    def create_still(
+        self,
+        request: StillRequest,
+        owner: str,
+        *,
+        image: str | None = None,
+        strength: float | None = None,
+    ) -> Still:
+        """Queue one still; from ``image`` (a file this still owns: removed if the request fails,
+        or with the still) it is that image remixed at ``strength`` (the Images API's edits)."""
         from openreel.plan import check_mode
 
         asked = request.model or "sora-2"
         model = self.settings.resolve_model(asked)
         card = get_card(model)
         check_mode(card, "still")
+        if image is not None:
+            check_mode(card, "remix")
         width, height = specs.parse_size(request.size or DEFAULT_STILL_SIZE)
+        source = {"mode": "remix", "video": image, "strength": strength} if image is not None else {}
         spec = VideoSpec(
             prompt=request.prompt,
             model=model,
@@ -601,9 +619,14 @@ class OpenreelServingModes:
             seed=request.seed,
             steps=request.steps,
             guidance=request.guidance,
-            extra={"format": request.format},
+            extra={"format": request.format} | labels.to_extra(labels.for_request(None, self.settings.label)),
+            **source,
         )
-        resolved = self.executor.check(spec)
+        try:
+            resolved = self.executor.check(spec)
+        except BaseException:
+            remove_upload(image)
+            raise
         extras = request.model_dump(
             include={"negative_prompt", "seed", "style", "steps", "guidance"}, exclude_none=True
         )
@@ -618,6 +641,7 @@ class OpenreelServingModes:
             spec=resolved.to_dict(),
             extras=extras,
             kind="still",
+            input_reference=image,
             max_attempts=self.settings.max_attempts,
         )
         self.executor.notify()
@@ -723,8 +747,69 @@ class OpenreelServingModes:
             size=jobs[0].size,
         )
 
+    def edit_image(
+        self, request: ImageEditRequest, images: list[bytes], owner: str, base_url: str
+    ) -> ImagesResponse:
+        """POST /v1/images/edits: the uploaded image remixed ``n`` times (seeds seed, seed+1, ...)."""
+        if request.stream:
+            raise ApiError(
+                "streaming partial images is not supported here: send stream=false",
+                param="stream",
+                code="unsupported_parameter",
+            )
+        if request.background == "transparent":
+            raise ApiError(
+                "the video models here cannot make a transparent background: send opaque or auto",
+                param="background",
+                code="unsupported_parameter",
+            )
+        if len(images) != 1:
+            raise ApiError(
+                f"send one image to edit (got {len(images)}): this server remixes one image at a time",
+                param="image",
+                code="missing_required_parameter" if not images else "invalid_value",
+            )
+        settings = self.settings
+        image = check_image(
+            images[0],
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_upload_pixels,
+            max_decoded_bytes=settings.max_decoded_bytes,
+            param="image",
+        )
+        strength = self._strength(request.strength)  # None: the remix default (mild)
+        size = request.size if request.size not in (None, "auto") else _edit_size(image.width, image.height)
+        output_format = request.output_format or "png"
+        stills = []
+        for index in range(request.n or 1):
+            # One copy per still: each is the still's own upload, removed with it.
+            path = settings.uploads_path / f"image_edit_{uuid.uuid4().hex}{image.suffix}"
+            write_atomically(path, image.data)
+            still = StillRequest(
+                prompt=request.prompt,
+                model=self.image_model(request.model),
+                size=size,
+                format=output_format,
+                negative_prompt=request.negative_prompt,
+                seed=None if request.seed is None else request.seed + index,
+                style=request.style,
+                steps=request.steps,
+                guidance=request.guidance,
+            )
+            stills.append(self.create_still(still, owner, image=str(path), strength=strength))
+        jobs = [self.wait_for_still(still.id, owner) for still in stills]
+        items = [self._image_item(job, owner, request, base_url) for job in jobs]
+        return ImagesResponse(
+            created=int(jobs[0].created_at),
+            data=items,
+            background="opaque" if request.background else None,
+            output_format=output_format,
+            quality=request.quality,
+            size=jobs[0].size,
+        )
+
     def _image_item(
-        self, job: JobRecord, owner: str, request: ImageGenerateRequest, base_url: str
+        self, job: JobRecord, owner: str, request: ImageGenerateRequest | ImageEditRequest, base_url: str
     ) -> ImageData:
         if request.response_format == "url":
             return ImageData(url=f"{base_url.rstrip('/')}/v1/openreel/stills/{job.id}/content")
@@ -1046,6 +1131,43 @@ async def generate_image(
     body = await read_body(request, modes.settings)
     parsed = parse_body(ImageGenerateRequest, body.fields)
     return await run_in_threadpool(modes.generate_image, parsed, principal.owner, str(request.base_url))
+
+
+def _edit_size(width: int, height: int, longest: int = 1024) -> str:
+    """An edit's default size: the image's own shape, at most ``longest`` a side and at least the
+    smallest frame a spec takes, in even pixels."""
+    scale = min(1.0, longest / max(width, height))
+    scale = max(scale, specs.MIN_SIDE / min(width, height))
+    return f"{max(2, round(width * scale / 2) * 2)}x{max(2, round(height * scale / 2) * 2)}"
+
+
+@router.post(
+    "/v1/images/edits",
+    openapi_extra=body_doc(ImageEditRequest, {"image": "The image to edit (PNG, JPEG or WebP)."}),
+    response_model=ImagesResponse,
+    response_model_exclude_none=True,
+    responses=ERRORS | {504: {"model": ErrorResponse}},
+    summary="OpenAI's Images API: an image remixed by a prompt, returned when it is made",
+    description="Multipart, as the SDK sends it: the `image` file and the fields. `strength` "
+    "(openreel) says how much changes; `mask` is not supported.",
+    tags=["images"],
+)
+async def edit_image(
+    request: Request,
+    principal: Principal = Depends(authenticate),
+    modes: OpenreelServingModes = Depends(get_modes),
+) -> ImagesResponse:
+    accepted = ("image", "image[]", "mask")
+    body = await read_body(request, modes.settings, file_fields=lambda name: name in accepted)
+    if "mask" in body.files or "mask" in body.fields:
+        raise ApiError(
+            "masks (inpainting) are not supported here: the whole image is remixed, by strength",
+            param="mask",
+            code="unsupported_parameter",
+        )
+    parsed = parse_body(ImageEditRequest, body.fields)
+    images = body.files.get("image", []) + body.files.get("image[]", [])
+    return await run_in_threadpool(modes.edit_image, parsed, images, principal.owner, str(request.base_url))
 
 
 def attach_editing(app: FastAPI) -> None:

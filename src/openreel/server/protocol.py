@@ -144,6 +144,33 @@ Loras = Annotated[
 ]
 
 
+
+def _label_choice(value: Any) -> Any:
+    """``label``: true, false, or some of {text, corner, size} (the rest: the owner's style),
+    checked here so a bad corner is a 400 on the request, not a failed job."""
+    from openreel.provenance.label import Label, LabelError
+
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"text", "corner", "size"})
+        if unknown:
+            raise ValueError(f"unknown label field(s) {', '.join(unknown)}: give text, corner and size")
+        try:
+            Label(**{**Label().to_dict(), **value})
+        except LabelError as exc:
+            raise ValueError(exc.message) from None
+    return value
+
+
+Labelled = Annotated[
+    bool | dict[str, Any] | None,
+    BeforeValidator(_label_choice),
+    Field(
+        description='A visible "AI-generated" label in a corner: true, false, or {text, corner, size} '
+        "(default: the server's, openreel serve --label)."
+    ),
+]
+
+
 def seconds_text(value: Any) -> Any:
     """``seconds`` as OpenAI's string, refusing what no clip can be: booleans, NaN, infinities and
     lengths beyond ``MAX_REQUEST_SECONDS`` (text that is not a number is left to the planner's
@@ -175,6 +202,7 @@ OPENREEL_FIELDS = (
     "quality",
     "memory",
     "loras",
+    "label",
 )
 
 
@@ -208,6 +236,7 @@ class VideoCreateRequest(BaseModel):
     quality: Quality = None
     memory: Memory = None
     loras: Loras = None
+    label: Labelled = None
     character: str | None = Field(
         None,
         description="openreel: a character's id or name (POST /v1/videos/characters). Models that "
@@ -306,6 +335,9 @@ class OpenreelInfo(BaseModel):
     quality: str | None = None
     memory: str | None = None
     loras: list[dict[str, Any]] | None = None
+    label: dict[str, Any] | None = Field(
+        None, description="The visible label laid on it ({text, corner, size}); null: none."
+    )
     stage: str | None = None
     step: int | None = None
     total_steps: int | None = None
@@ -422,6 +454,7 @@ class GenerationOptions(BaseModel):
     quality: Quality = None
     memory: Memory = None
     loras: Loras = None
+    label: Labelled = None
 
     def extras(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in OPENREEL_FIELDS if getattr(self, name) is not None}
@@ -593,6 +626,41 @@ class ImageGenerateRequest(BaseModel):
 
     def openreel_style(self) -> str | None:
         return None if self.style in OPENAI_IMAGE_STYLES else self.style
+
+
+class ImageEditRequest(BaseModel):
+    """POST /v1/images/edits as the SDK sends it (multipart: the ``image`` file and these fields).
+
+    The image is remixed into a new one: ``strength`` of the model's schedule is re-run from it
+    (openreel's extra; default mild), by a model that can remix. ``mask`` (inpainting), a
+    transparent background and streaming are refused with a 400 naming them; ``input_fidelity``
+    and ``quality`` are accepted without effect (strength decides how much of the image stays)."""
+
+    model_config = REQUEST_CONFIG
+
+    prompt: str
+    model: str | None = None
+    n: Int | None = Field(None, ge=1, le=MAX_IMAGES, description="How many images (variations), 1 to 10.")
+    size: str | None = Field(None, description='"auto" (the image\'s own shape, at most 1024 a side) or WxH.')
+    quality: Literal["auto", "low", "medium", "high", "standard"] | None = None
+    background: Literal["auto", "opaque", "transparent"] | None = None
+    input_fidelity: Literal["high", "low"] | None = None
+    response_format: Literal["b64_json", "url"] | None = None
+    output_format: Literal["png", "jpeg", "webp"] | None = None
+    output_compression: Int | None = Field(None, ge=0, le=100, description="JPEG and WebP quality, 0-100.")
+    stream: bool | None = None
+    partial_images: Int | None = Field(None, ge=0, le=3)
+    user: str | None = None
+    safety_identifier: str | None = None
+    # --- openreel extras ---
+    strength: str | Float | None = Field(
+        None, description="subtle, mild (default), strong, or a number in (0, 1]: how much changes."
+    )
+    negative_prompt: str | None = None
+    seed: Int | None = None
+    style: str | None = None
+    steps: Int | None = None
+    guidance: Float | None = None
 
 
 class Character(BaseModel):
