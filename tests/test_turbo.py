@@ -62,3 +62,22 @@ def test_draft_with_a_refinement_pass_runs_the_refiner_uncached(tmp_path: Path, 
     # pipeline sets no cache context (a cache hook left on its transformer fails the run).
     draft, _ = make(tmp_path, "square", monkeypatch, "--steps", "12", "--quality", "draft", "--size", "96x96")
     assert draft["plan"]["upscale"]["method"] == "v2v" and draft["plan"]["cache"] == "FirstBlockCache:0.2"
+
+
+def test_draft_runs_a_models_distilled_checkpoint_where_it_is_on_this_machine() -> None:
+    # LTX-Video 13B dev's draft is its distilled sibling (8 steps, no CFG); a twin's is the
+    # sibling's twin, always built. The dry run shows the model that will run and why.
+    twin = runner.invoke(
+        app, ["generate", "a harbour", "--model", "tiny-ltx-video-13b", "--quality", "draft", "--dry-run"]
+    )
+    shown = " ".join(twin.output.split())
+    assert twin.exit_code == 0, twin.output
+    assert "model tiny-ltx-video-13b-distilled" in shown and "steps / guidance 8 / 1" in shown
+    assert "the distilled checkpoint of tiny-ltx-video-13b" in shown
+    # Without the distilled weights here, the draft stays on the model asked and says what to pull.
+    real = runner.invoke(
+        app, ["generate", "a harbour", "--model", "ltx-video-13b", "--quality", "draft", "--dry-run"]
+    )
+    shown = " ".join(real.output.split())
+    assert real.exit_code == 0, real.output
+    assert "model ltx-video-13b " in shown and "openreel models pull ltx-video-13b-distilled" in shown

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from openreel.errors import Cancelled, SpecError
 from openreel.hardware import Hardware, detect
 from openreel.models.catalog import ModelCard, all_cards
+from openreel.models.turbo import DRAFT_OF, draft_card
 from openreel.models.weights import fingerprint, resolve_card, split_revision, weights_folder
 from openreel.plan import Plan, make_plan
 from openreel.provenance import Credits, sign_file
@@ -208,6 +209,12 @@ class Engine:
         if not spec.model:
             spec = replace(spec, model=default_model(self.hardware, spec.mode).id)
         card = resolve_card(spec.model)
+        if spec.quality == "draft" and DRAFT_OF not in spec.extra:
+            faster, _ = draft_card(card, spec.mode)
+            if faster is not None:
+                # The stored spec names what runs: the distilled sibling, and what was asked of.
+                spec = replace(spec, model=faster.id, extra={**spec.extra, DRAFT_OF: card.id})
+                card = faster
         style = get_style(spec.style) if spec.style else None
         if spec.loras or (style is not None and style.loras):
             spec = replace(spec, loras=_checked_loras(spec.loras, card, style))

@@ -399,6 +399,8 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
             )
         steps = len(distilled)
     steps, cache, quality_note = plan_quality(card, spec.quality, steps, explicit=bool(spec.steps))
+    if spec.quality == "draft":
+        quality_note = _draft_model_note(card, spec, quality_note)
     if steps < card.min_steps:
         raise SpecError(f"{card.id} needs at least {card.min_steps} steps (got {steps})", param="steps")
     guidance = spec.guidance if spec.guidance is not None else card.default_guidance
@@ -574,6 +576,17 @@ CACHE_FAMILIES = frozenset({"cogvideox", "hunyuan", "ltx", "mochi", "wan"})
 # Caching on few-step runs collapses quality (diffusers #14025): only above this many steps.
 CACHE_MIN_STEPS = 8
 DRAFT_CACHE = "FirstBlockCache:0.2"
+
+
+def _draft_model_note(card: ModelCard, spec: VideoSpec, note: str) -> str:
+    """What draft chose of models: the distilled sibling it runs on, or the one to pull."""
+    from openreel.models.turbo import DRAFT_OF, draft_card
+
+    asked = spec.extra.get(DRAFT_OF)
+    if asked:
+        return note.replace("draft: ", f"draft: {card.id}, the distilled checkpoint of {asked}; ", 1)
+    _, hint = draft_card(card, spec.mode)
+    return f"{note}; {hint}" if hint else note
 
 
 def plan_quality(card: ModelCard, quality: str, steps: int, *, explicit: bool) -> tuple[int, str | None, str]:

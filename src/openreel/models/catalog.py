@@ -309,6 +309,8 @@ CARDS: tuple[ModelCard, ...] = (
             "decode_noise_scale": 0.025,
             "guidance_rescale": 0.7,
             "latent_upsampler": _LTXV_UPSAMPLER,
+            # --quality draft runs the distilled 13B when it is downloaded (models/turbo.py).
+            "draft_model": "ltx-video-13b-distilled",
         },
         description="LTX-Video 13B; up to 10 s at 24 fps, 768x512.",
         upscaler="latent",
