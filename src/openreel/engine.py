@@ -266,6 +266,7 @@ class Engine:
     def plan(self, spec: VideoSpec) -> Plan:
         spec = self.resolve(spec)
         card, style = self.card_and_style(spec)
+        _check_sound(spec, card)
         return make_plan(spec, card, self.hardware, style)
 
     # -- making ---------------------------------------------------------------------------
@@ -281,6 +282,7 @@ class Engine:
         card, style = self.card_and_style(spec)
         if mode is not None:
             check_mode(card, mode)
+        _check_sound(spec, card)
         plan = make_plan(spec, card, self.hardware, style)
         # The stored spec names the model plainly: its revision goes into the model record (and a
         # replay pins it from there), so a recipe's replay hashes to the same watermark id.
@@ -769,18 +771,28 @@ def _new_sound(spec: VideoSpec, card: ModelCard, plan: Plan) -> Timeline | None:
     where the model makes it or a source clip has it; ``spec.audio`` False turns it off."""
     if spec.audio is False:
         return None
-    from openreel.render.audio import Timeline, has_audio
+    from openreel.render.audio import Timeline
 
-    sources = [plan.inputs.get(name) for name in ("video", "video_b")]
-    if card.makes_audio or any(source and has_audio(source) for source in sources):
-        return Timeline()
-    if spec.audio:
+    return Timeline() if card.makes_audio or _sources_sound(spec) else None
+
+
+def _sources_sound(spec: VideoSpec) -> bool:
+    """Whether a clip the spec edits (extend, loop, remix, blend) has a sound track."""
+    from openreel.render.audio import has_audio
+
+    sources = [spec.video, spec.video_b]
+    return any(source and Path(source).is_file() and has_audio(source) for source in sources)
+
+
+def _check_sound(spec: VideoSpec, card: ModelCard) -> None:
+    """Sound asked for where there can be none is refused before anything runs."""
+    if spec.audio and not card.makes_audio and not _sources_sound(spec):
+        with_sound = ", ".join(c.id for c in all_cards() if c.makes_audio and not c.is_tiny)
         raise SpecError(
-            f"{card.id} makes no sound and the clip has none: leave out --audio, or choose a "
-            "model that makes sound (ltx-2)",
+            f"{card.id} makes no sound{' and the clip has none' if spec.video else ''}: leave out "
+            f"--audio, or choose a model that makes sound ({with_sound})",
             param="audio",
         )
-    return None
 
 
 def _clip_sound(path: str) -> Audio:
@@ -799,6 +811,10 @@ def _blended_sound(plan: Plan, weight: np.ndarray) -> Audio:
     return crossfade(a, b, weight)
 
 
+# The crossfade where a loop's bridge meets the clip's head.
+LOOP_CROSSFADE_SECONDS = 0.05
+
+
 def _final_sound(sound: Timeline, plan: Plan, source_count: int) -> Audio | None:
     """The whole output's sound: the new part's, and for an extension or loop the source clip's
     own sound for the clip's part (silence where a part has none), on the output's time axis."""
@@ -809,16 +825,31 @@ def _final_sound(sound: Timeline, plan: Plan, source_count: int) -> Audio | None
         return sound.render(new_seconds)
     source_seconds = source_count / plan.out_fps
     whole = Timeline()
-    source = _clip_sound(plan.inputs["video"]).fit(source_seconds)
-    new = sound.render(new_seconds)
+    clip = _clip_sound(plan.inputs["video"])
+    source = clip.fit(source_seconds)
+    # The model's sound over the clip's own frames (a forward extension's overlap, the clip's
+    # head that a backward extension or loop ends on) is kept to crossfade with the clip's: the
+    # new sound continues the clip's across those frames instead of starting at the join.
+    lead = 0.0 if plan.trailing else plan.windows[0].overlap / plan.native_fps
+    trail = plan.trailing / plan.native_fps
+    new = sound.render(lead + new_seconds + trail, start=-lead)
+    if plan.mode == "loop" and new is None:
+        # A loop is [bridge, the clip's head]; the bridge's pictures carry on from the head's end,
+        # so its sound is the clip's own from there, run a little into the head to crossfade with
+        # it where the clip has sound that far (else it fades out and the head fades in, over a
+        # few ms). Then the wrap (head's end -> bridge's start) is the clip's own continuous sound.
+        end = min(clip.seconds, source_seconds + new_seconds + LOOP_CROSSFADE_SECONDS)
+        new = clip.between(source_seconds, end) if end > source_seconds else None
     # Extending backwards puts the new part first (plan.trailing: it ends on the clip's head).
-    source_at, new_at = (new_seconds, 0.0) if plan.trailing else (0.0, source_seconds)
+    source_at, new_at = (new_seconds, 0.0) if plan.trailing else (0.0, source_seconds - lead)
     whole.place(source_at, source)
     if new is not None:
         whole.place(new_at, new)
     track = whole.render(source_seconds + new_seconds)
-    # A loop plays on into its own start: its end meets its first sample without a step.
-    return loop_seam(track) if plan.mode == "loop" and track is not None else track
+    # A loop plays on into its own start: where the model made the bridge's sound, its end is
+    # brought onto the first sample so the wrap has no step.
+    made = plan.mode == "loop" and sound
+    return loop_seam(track) if made and track is not None else track
 
 
 def _checked_loras(
