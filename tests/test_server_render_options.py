@@ -139,3 +139,31 @@ def test_a_remix_takes_the_render_options_too(server: RemoteServer) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
         client.videos.remix(source.id, prompt="again", extra_body={"loras": ["../x"]})
     assert refused.value.body["param"] == "loras"
+
+
+def test_sound_is_on_where_the_model_makes_it_and_off_when_asked(
+    server: RemoteServer, tmp_path: Path
+) -> None:
+    import av
+
+    client = server.client()
+
+    def tracks(**extra_body) -> tuple[openai.types.Video, list[str]]:
+        video = client.videos.create_and_poll(
+            prompt="a drummer in a jazz club", model="tiny-ltx-2", seconds="1", size="128x64",
+            extra_body={"steps": 2, **extra_body},
+        )  # fmt: skip
+        assert video.status == "completed", video.error
+        path = tmp_path / f"{video.id}.mp4"
+        client.videos.download_content(video.id).write_to_file(path)
+        with av.open(str(path)) as container:
+            return video, [stream.type for stream in container.streams]
+
+    # As with Sora 2: sound by default where the model makes it; audio=false makes a silent video.
+    _, with_sound = tracks()
+    assert sorted(with_sound) == ["audio", "video"]
+    silent, without = tracks(audio=False)
+    assert without == ["video"] and silent.openreel["audio"] is False
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.videos.create(prompt="a quiet lake", **SMALL, extra_body={"audio": True})
+    assert refused.value.body["param"] == "audio" and "sound" in refused.value.body["message"]

@@ -137,6 +137,13 @@ Memory = Annotated[
     Literal["auto", "fast", "low"] | None,
     Field(description="How the model fits the GPU: auto (the planner decides), fast or low (offloading)."),
 ]
+Sound = Annotated[
+    bool | None,
+    Field(
+        description="A sound track: on by default where the model makes sound (LTX-2) or the source "
+        "clip has it, as with Sora 2; false: silent; true with a silent model: refused."
+    ),
+]
 Loras = Annotated[
     list[dict[str, Any]] | None,
     BeforeValidator(_lora_list),
@@ -203,6 +210,7 @@ OPENREEL_FIELDS = (
     "memory",
     "loras",
     "label",
+    "audio",
 )
 
 
@@ -237,6 +245,7 @@ class VideoCreateRequest(BaseModel):
     memory: Memory = None
     loras: Loras = None
     label: Labelled = None
+    audio: Sound = None
     character: str | None = Field(
         None,
         description="openreel: a character's id or name (POST /v1/videos/characters). Models that "
@@ -294,7 +303,7 @@ class VideoCreateRequest(BaseModel):
 
 
 def rendering_values(request: VideoCreateRequest | GenerationOptions) -> dict[str, Any]:
-    """The spec fields for how a video is rendered (quality, memory, LoRAs), where given. LoRAs
+    """The spec fields for how a video is rendered (quality, memory, LoRAs, sound), where given. LoRAs
     are still names here: the server resolves them in its LoRA folder (server/loras.py)."""
     values: dict[str, Any] = {}
     if request.quality is not None:
@@ -303,6 +312,8 @@ def rendering_values(request: VideoCreateRequest | GenerationOptions) -> dict[st
         values["memory"] = request.memory
     if request.loras:
         values["loras"] = tuple(request.loras)
+    if request.audio is not None:
+        values["audio"] = request.audio
     return values
 
 
@@ -335,6 +346,7 @@ class OpenreelInfo(BaseModel):
     quality: str | None = None
     memory: str | None = None
     loras: list[dict[str, Any]] | None = None
+    audio: bool | None = Field(None, description="Sound asked on (true) or off (false); null: the default.")
     label: dict[str, Any] | None = Field(
         None, description="The visible label laid on it ({text, corner, size}); null: none."
     )
@@ -455,6 +467,7 @@ class GenerationOptions(BaseModel):
     memory: Memory = None
     loras: Loras = None
     label: Labelled = None
+    audio: Sound = None
 
     def extras(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in OPENREEL_FIELDS if getattr(self, name) is not None}
