@@ -82,6 +82,13 @@ def page(browser) -> Iterator[object]:
     assert not errors, f"uncaught errors in the page: {errors}"
 
 
+def open_settings(page) -> None:
+    """Open the composer's settings panel (the prompt bar keeps only the prompt and Create)."""
+    button = page.locator("#settings-button")
+    if button.get_attribute("aria-expanded") != "true":
+        button.click()
+
+
 def shot(page, name: str, *, full_page: bool = True) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)

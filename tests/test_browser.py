@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 import browser_support
-from browser_support import FAST_SIZE, JOB_TIMEOUT_MS, shot, start_server, sync_api
+from browser_support import FAST_SIZE, JOB_TIMEOUT_MS, open_settings, shot, start_server, sync_api
 from remote_server import RemoteServer
 
 # The shared fixtures, assigned here so that pytest finds them in this module.
@@ -34,6 +34,7 @@ def composer(page):
 
 def fill_composer(page, prompt: str, *, seconds: str = "1", seed: str = "7", style: str = "anime") -> None:
     composer(page).get_by_label("Prompt", exact=True).fill(prompt)
+    open_settings(page)
     composer(page).get_by_label("Style").select_option(style)
     composer(page).get_by_label("Model").select_option("tiny-wan")
     composer(page).get_by_label("Duration (seconds)").fill(seconds)
@@ -52,6 +53,7 @@ def test_compose_watch_play_details_reuse_delete(server: RemoteServer, page) -> 
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     # The pickers come from the studio routes: styles with descriptions, models with their cards.
     assert page.locator("#style option[value=anime]").count() == 1
+    open_settings(page)
     composer(page).get_by_label("Model").select_option("tiny-wan")
     expect(page.locator("#model-info")).to_contain_text("Random weights: the video is noise")
 
@@ -150,6 +152,7 @@ def test_image_upload_only_for_models_that_start_from_an_image(server: RemoteSer
     models.sort(key=lambda card: not card["random_weights"])
     i2v = [card["id"] for card in models if "i2v" in card["modes"]]
     text_only = [card["id"] for card in models if "i2v" not in card["modes"]]
+    open_settings(page)
     if text_only:
         composer(page).get_by_label("Model").select_option(text_only[0])
         expect(page.locator("#upload-field")).to_be_hidden()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import browser_support
-from browser_support import JOB_TIMEOUT_MS, shot, sync_api
+from browser_support import JOB_TIMEOUT_MS, open_settings, shot, sync_api
 from remote_server import RemoteServer
 
 browser = browser_support.browser
@@ -28,6 +28,7 @@ def test_a_failed_video_speaks_to_an_artist(server: RemoteServer, page) -> None:
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
     prompt = "a lighthouse the machine has no weights for"
     composer(page).get_by_label("Prompt", exact=True).fill(prompt)
+    open_settings(page)
     # A real model that is not downloaded (the hub is offline in tests): the job fails.
     composer(page).get_by_label("Model").select_option("wan2.1-t2v-1.3b")
     composer(page).get_by_label("Duration (seconds)").fill("1")
@@ -50,6 +51,7 @@ def test_a_failed_video_speaks_to_an_artist(server: RemoteServer, page) -> None:
 def test_frame_size_shows_the_default_shape(server: RemoteServer, page) -> None:
     page.goto(server.url)
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    open_settings(page)
     resolution = composer(page).get_by_label("Resolution", exact=True)
     aspect = composer(page).get_by_label("Aspect ratio")
     expect(resolution.locator("option:checked")).to_have_text("Default")

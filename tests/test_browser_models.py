@@ -12,7 +12,7 @@ import pytest
 from tests.test_first_hour import fake_download
 
 import browser_support
-from browser_support import JOB_TIMEOUT_MS, shot, sync_api
+from browser_support import JOB_TIMEOUT_MS, open_settings, shot, sync_api
 from remote_server import RemoteServer
 
 browser = browser_support.browser
@@ -95,6 +95,7 @@ def test_download_it_from_a_failed_video(server: RemoteServer, page) -> None:
     prompt = "a harbour the server has no weights for"
     composer = page.locator("#composer")
     composer.get_by_label("Prompt", exact=True).fill(prompt)
+    open_settings(page)
     composer.get_by_label("Model").select_option("wan2.1-t2v-1.3b")
     composer.get_by_label("Duration (seconds)").fill("1")
     page.get_by_role("button", name="Create video").click()

@@ -17,7 +17,7 @@ import pytest
 from tests.test_lora import make_lora
 
 import browser_support
-from browser_support import FAST_SIZE, shot, sync_api
+from browser_support import FAST_SIZE, open_settings, shot, sync_api
 from remote_server import RemoteServer
 
 browser = browser_support.browser
@@ -55,6 +55,7 @@ def lora_box(page, name: str):
 def compose(page, prompt: str, strength: str) -> None:
     form = page.locator("#composer")
     form.get_by_label("Prompt", exact=True).fill(prompt)
+    open_settings(page)
     form.get_by_label("Model").select_option("tiny-wan")
     form.get_by_label("Duration (seconds)").fill("1")
     form.get_by_label("Exact size").check()

@@ -40,7 +40,7 @@ const details = createDetails({
 });
 const gallery = createGallery({
   onReuse: reuse,
-  onDetails: (video, variation) => details.open(video, variation),
+  onDetails: (video, variation, actions) => details.open(video, variation, actions),
   onEdit: (video, tool) => editor.open(video, tool),
   onStoryboard: (video) => storyboard.open(video),
 });
@@ -139,6 +139,36 @@ keyButton.addEventListener("click", () => {
   keyError.hidden = true;
   document.getElementById("key-forget").hidden = !apiKey.get();
   keyDialog.showModal();
+});
+
+// --- keyboard shortcuts: never while typing in a field, never over an open panel ---
+
+const shortcutsDialog = document.getElementById("shortcuts");
+document.getElementById("shortcuts-button").addEventListener("click", () => shortcutsDialog.showModal());
+document.getElementById("shortcuts-close").addEventListener("click", () => shortcutsDialog.close());
+
+function typing(target) {
+  return target instanceof HTMLElement && (target.isContentEditable || target.closest("input, textarea, select"));
+}
+
+const SHORTCUTS = {
+  "/": () => document.getElementById("gallery-search").focus(),
+  n: () => composer.focus(),
+  s: () => document.getElementById("settings-button").click(),
+  f: () => {
+    const tile = document.activeElement?.closest?.("#gallery-list > li.card");
+    if (tile) gallery.toggleFavourite(tile.dataset.id);
+  },
+  "?": () => shortcutsDialog.showModal(),
+};
+
+document.addEventListener("keydown", (event) => {
+  if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (typing(event.target) || document.querySelector("dialog[open]")) return;
+  const action = SHORTCUTS[event.key];
+  if (!action) return;
+  event.preventDefault(); // "/" would otherwise start the browser's quick find
+  action();
 });
 
 // --- start ---

@@ -4,6 +4,7 @@
 
 import { api, ApiError } from "./api.js";
 import { clear, el, formatSeconds, modeLabel, modesShort, otherModes, startModes } from "./dom.js";
+import { initSettingsPanel, revealField } from "./panel.js";
 
 const DRAFT_STORAGE = "openreel.draft";
 const TEXT_FIELDS = [
@@ -110,6 +111,7 @@ export function createComposer({ onCreated }) {
     syncAspect(); // the default size is known now
     describeStyle();
     describeModel();
+    summarize();
   }
 
   function optionExists(select, value) {
@@ -368,6 +370,7 @@ export function createComposer({ onCreated }) {
     clearErrors();
     describeStyle();
     describeModel();
+    summarize();
     saveDraft();
     if (announce) status.textContent = announce === true ? "Settings loaded into the composer." : announce;
   }
@@ -405,6 +408,7 @@ export function createComposer({ onCreated }) {
     note.hidden = false;
     const control = target === "variations" ? form.querySelector("input[name=variations]:checked") : $(target);
     control.setAttribute("aria-invalid", "true");
+    revealField(control); // a field in the closed settings panel cannot take the keyboard
     formError.textContent = `The video was not created: see ${FIELD_NAMES[target] || target} above.`;
     formError.hidden = false;
     control.focus();
@@ -464,11 +468,26 @@ export function createComposer({ onCreated }) {
     }
   }
 
+  // The prompt bar says what the closed settings panel holds: model, length, size, variations.
+  function summarize() {
+    const model = fields.model.value || "default model";
+    const seconds = fields.seconds.value.trim() || defaults.seconds || fields.seconds.placeholder;
+    const size = sizeMode() === "exact" ? fields.size.value.trim() : fields.resolution.value && `${fields.resolution.value} ${fields.aspect.value}`;
+    const variations = form.querySelector("input[name=variations]:checked").value;
+    const bits = [model, seconds && `${seconds} s`, size || (defaults.size ? `default ${defaults.size}` : "default size")];
+    if (fields.style.value) bits.push(fields.style.value);
+    if (variations !== "1") bits.push(`${variations} variations`);
+    if (fields.quality.value) bits.push(fields.quality.value);
+    $("settings-summary").textContent = bits.filter(Boolean).join(" · ");
+  }
+
   form.addEventListener("submit", submit);
   form.addEventListener("input", () => {
     saveDraft();
     describeStyle();
+    summarize();
   });
+  form.addEventListener("change", summarize);
   fields.style.addEventListener("change", describeStyle);
   fields.model.addEventListener("change", describeModel);
   fields.resolution.addEventListener("change", syncAspect);
@@ -484,10 +503,12 @@ export function createComposer({ onCreated }) {
     describeStyle();
     describeModel();
     status.textContent = "Cleared.";
+    summarize();
     fields.prompt.focus();
   });
   setSizeMode("named");
   clear(status);
+  initSettingsPanel();
 
   return { setCatalog, fill, focus: () => fields.prompt.focus() };
 }

@@ -1,8 +1,9 @@
-// The details panel of one video: what was asked, the recipe (how it was made), its credits and
-// its provenance (C2PA manifest and watermark, checked by the server). A <dialog> opened modally,
-// so focus stays inside it and Escape closes it.
+// The viewer of one video: the video large with its controls, what was asked, the recipe (how it
+// was made), its credits and its provenance (C2PA manifest and watermark, checked by the server),
+// and what can be done with it. A <dialog> opened modally, so focus stays inside it and Escape
+// closes it.
 
-import { api, ApiError } from "./api.js";
+import { api, ApiError, mediaUrl } from "./api.js";
 import { definitionList, el, formatSeconds, formatTime } from "./dom.js";
 import { lineage } from "./lineage.js";
 
@@ -13,6 +14,14 @@ export function createDetails({ onReuse, onEdit, describe, show }) {
   let opened = 0; // answers for a panel that was closed or reopened since are dropped
 
   document.getElementById("details-close").addEventListener("click", () => dialog.close());
+  // A closed viewer must not keep playing (or downloading) behind the page.
+  dialog.addEventListener("close", () => {
+    for (const player of body.querySelectorAll("video")) {
+      player.pause();
+      player.removeAttribute("src");
+      player.load();
+    }
+  });
   // A click on the backdrop (outside the panel's box) closes it too.
   dialog.addEventListener("click", (event) => {
     if (event.target === dialog) {
@@ -112,13 +121,36 @@ export function createDetails({ onReuse, onEdit, describe, show }) {
     return el("p", { class: "video-error" }, `The ${what} could not be loaded: ${message}`);
   }
 
-  async function open(video, variation = 1) {
+  function player(video, variation) {
+    if (video.status !== "completed") return null;
+    const node = el("video", {
+      class: "viewer-video",
+      controls: true,
+      loop: true,
+      playsinline: true,
+      preload: "metadata",
+      "aria-label": `Video: ${video.prompt || video.id}`,
+    });
+    const [width, height] = (video.size || "16x9").split("x").map(Number);
+    node.style.setProperty("--aspect", `${width} / ${height}`);
+    const ticket = opened;
+    mediaUrl(video.id, "thumbnail", variation).then((url) => ticket === opened && node.setAttribute("poster", url)).catch(() => {});
+    mediaUrl(video.id, "video", variation)
+      .then((url) => {
+        if (ticket === opened) node.src = url;
+      })
+      .catch((error) => node.replaceWith(failed("video", error)));
+    return el("div", { class: "viewer-stage" }, node);
+  }
+
+  // actions: the gallery's buttons for this video (download, add to storyboard, delete).
+  async function open(video, variation = 1, actions = []) {
     const ticket = ++opened;
     const recipeBox = section("details-recipe", "Recipe", el("p", { class: "muted" }, "Loading the recipe…"));
     const creditsBox = section("details-credits", "Credits", el("p", { class: "muted" }, "Loading…"));
     const provenanceBox = section("details-provenance", "Provenance", el("p", { class: "muted" }, "Checking the file…"));
     const reuse = el("button", { type: "button", class: "secondary", onclick: () => { dialog.close(); onReuse(video, variation); } }, "Use these settings again");
-    body.replaceChildren(askedSection(video, variation));
+    body.replaceChildren(...[player(video, variation), askedSection(video, variation)].filter(Boolean));
     if (video.status === "completed") {
       body.append(recipeBox, creditsBox, provenanceBox);
     } else {
@@ -127,7 +159,9 @@ export function createDetails({ onReuse, onEdit, describe, show }) {
     const edit = video.status === "completed"
       ? el("button", { type: "button", class: "secondary", onclick: () => { dialog.close(); onEdit(video); } }, "Edit this video")
       : null;
-    body.append(el("div", { class: "actions" }, reuse, edit));
+    // Right under the video, where the eye is: what can be done with it.
+    const bar = el("div", { class: "actions viewer-actions" }, reuse, edit, ...actions);
+    (body.querySelector(".viewer-stage") || body.querySelector("#details-video")).after(bar);
     if (!dialog.open) dialog.showModal();
     if (video.status !== "completed") return;
 

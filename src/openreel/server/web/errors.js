@@ -2,6 +2,7 @@
 // fixes it, and the server's full message folded away (it is written for the command line).
 
 import { el } from "./dom.js";
+import { revealField } from "./panel.js";
 
 // code -> [sentence, action]. The action is what a button next to the sentence does.
 const EXPLAINED = {
@@ -32,6 +33,7 @@ function focusComposer(action) {
   const target = { "pick-model": "model", smaller: "resolution", "edit-settings": "prompt" }[action];
   const field = document.getElementById(target);
   if (!field) return;
+  revealField(field); // the model and size live in the composer's settings panel
   field.scrollIntoView({ block: "center" });
   field.focus();
 }

@@ -4,23 +4,37 @@
 // openai SDK); each job still being made is polled on its own with GET /v1/videos/{id}, waiting
 // as long as the server's openai-poll-after-ms header says. Cards are updated in place and never
 // moved, because moving a <video> element in the DOM stops its playback.
+//
+// Each card is a tile in a grid: its poster (the thumbnail) plays the MP4 muted while the pointer
+// is over it or the keyboard is on it, unless the person asked for reduced motion; a click or
+// Enter opens the viewer (details.js). Filters and the search hide tiles, never remove them.
 
 import { VIDEO_ACTIONS } from "./actions.js";
 import { api, ApiError, forgetMedia, mediaUrl } from "./api.js";
 import { el, formatDuration, formatEta, formatSeconds, formatTime, stageLabel } from "./dom.js";
 import { errorView } from "./errors.js";
+import { forgetFavourite, isFavourite, setFavourite } from "./favourites.js";
 import { lineage } from "./lineage.js";
 
 const PAGE_SIZE = 50;
 const DEFAULT_POLL_MS = 1000;
 const LIST_REFRESH_MS = 15000;
 const ACTIVE = new Set(["queued", "in_progress"]);
+const REDUCED_MOTION = window.matchMedia("(prefers-reduced-motion: reduce)");
 
 export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
   const list = document.getElementById("gallery-list");
   const empty = document.getElementById("gallery-empty");
   const errorBox = document.getElementById("gallery-error");
   const olderButton = document.getElementById("older-button");
+  const noMatch = document.getElementById("gallery-nomatch");
+  const count = document.getElementById("gallery-count");
+  const filters = {
+    search: document.getElementById("gallery-search"),
+    model: document.getElementById("filter-model"),
+    status: document.getElementById("filter-status"),
+    favourites: document.getElementById("filter-favourites"),
+  };
   const cards = new Map(); // id -> {node, video, variation, parts}
   const timers = new Map(); // id -> timeout of its next poll
   let oldestLoaded = null;
@@ -135,17 +149,127 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
     card.node.remove();
     cards.delete(id);
     forgetMedia(id);
+    forgetFavourite(id);
     updateEmpty();
     for (const other of cards.values()) renderLineage(other); // a parent may have gone
   }
 
   function updateEmpty() {
     empty.hidden = cards.size > 0;
+    applyFilters();
+  }
+
+  // --- filters and search: they hide tiles, so a playing video or a focused button survives ---
+
+  const modelOfVideo = (video) => video.openreel?.model || video.model || "";
+
+  function matches(video) {
+    const words = filters.search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    const prompt = (video.prompt || "").toLowerCase();
+    if (!words.every((word) => prompt.includes(word))) return false;
+    if (filters.model.value && modelOfVideo(video) !== filters.model.value && video.model !== filters.model.value) return false;
+    const status = filters.status.value;
+    if (status === "active" && !ACTIVE.has(video.status)) return false;
+    if (status && status !== "active" && video.status !== status) return false;
+    if (filters.favourites.getAttribute("aria-pressed") === "true" && !isFavourite(video.id)) return false;
+    return true;
+  }
+
+  function filtering() {
+    return Boolean(
+      filters.search.value.trim() || filters.model.value || filters.status.value ||
+        filters.favourites.getAttribute("aria-pressed") === "true",
+    );
+  }
+
+  function applyFilters() {
+    let shown = 0;
+    for (const card of cards.values()) {
+      const visible = !card.video || matches(card.video);
+      card.node.hidden = !visible;
+      if (visible) shown += 1;
+      else stopPreview(card);
+    }
+    syncModelFilter();
+    noMatch.hidden = !(cards.size > 0 && shown === 0);
+    const total = cards.size === 1 ? "1 video" : `${cards.size} videos`;
+    count.textContent = cards.size === 0 ? "" : filtering() ? `(${shown} of ${total})` : `(${total})`;
+  }
+
+  // The model filter offers the models the loaded videos were made with.
+  function syncModelFilter() {
+    const models = [...new Set([...cards.values()].map((card) => card.video && modelOfVideo(card.video)).filter(Boolean))].sort();
+    const key = models.join("|");
+    if (filters.model.dataset.key === key) return;
+    filters.model.dataset.key = key;
+    const chosen = filters.model.value;
+    filters.model.replaceChildren(
+      el("option", { value: "" }, "All models"),
+      ...models.map((model) => el("option", { value: model }, model)),
+    );
+    if (chosen && !models.includes(chosen)) filters.model.append(el("option", { value: chosen }, chosen));
+    filters.model.value = chosen;
+  }
+
+  function clearFilters() {
+    filters.search.value = "";
+    filters.model.value = "";
+    filters.status.value = "";
+    filters.favourites.setAttribute("aria-pressed", "false");
+    applyFilters();
+  }
+
+  filters.search.addEventListener("input", applyFilters);
+  filters.model.addEventListener("change", applyFilters);
+  filters.status.addEventListener("change", applyFilters);
+  filters.favourites.addEventListener("click", () => {
+    const on = filters.favourites.getAttribute("aria-pressed") !== "true";
+    filters.favourites.setAttribute("aria-pressed", String(on));
+    applyFilters();
+  });
+  document.getElementById("filter-clear").addEventListener("click", () => {
+    clearFilters();
+    filters.search.focus();
+  });
+
+  // --- favourites ---
+
+  function renderFavourite(card) {
+    const on = isFavourite(card.video.id);
+    const button = card.parts.favourite;
+    button.setAttribute("aria-pressed", String(on));
+    button.setAttribute("aria-label", `Favourite: ${card.video.prompt || card.video.id}`.slice(0, 120));
+    button.title = on ? "Remove from favourites" : "Add to favourites";
+  }
+
+  function toggleFavourite(id) {
+    const card = cards.get(id);
+    if (!card?.video) return;
+    setFavourite(id, !isFavourite(id));
+    renderFavourite(card);
+    applyFilters();
+  }
+
+  // --- hover to play: muted, from the start, stopped when the pointer or keyboard leaves ---
+
+  function startPreview(card) {
+    if (REDUCED_MOTION.matches) return;
+    const player = card.parts.media.querySelector("video");
+    if (!player || !player.getAttribute("src")) return;
+    player.play().catch(() => {}); // a preview that cannot start is not an error worth showing
+  }
+
+  function stopPreview(card) {
+    const player = card.parts.media.querySelector("video");
+    if (!player || player.paused) return;
+    player.pause();
+    player.currentTime = 0;
   }
 
   function buildCard(video) {
     const parts = {
-      media: el("div", { class: "media" }),
+      media: el("button", { type: "button", class: "media" }),
+      favourite: el("button", { type: "button", class: "favourite", "aria-pressed": "false" }, "★"),
       prompt: el("p", { class: "prompt" }),
       meta: el("p", { class: "meta muted" }),
       lineage: el("p", { class: "lineage" }),
@@ -158,7 +282,7 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
     const node = el(
       "li",
       { class: "card", dataset: { id: video.id } },
-      parts.media,
+      el("div", { class: "tile-media" }, parts.media, parts.favourite),
       el(
         "div",
         { class: "card-body" },
@@ -171,7 +295,18 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
         parts.actions,
       ),
     );
-    return { node, video: null, variation: 1, parts, mediaKey: null, actionsKey: null };
+    const card = { node, video: null, variation: 1, parts, mediaKey: null, actionsKey: null };
+    parts.media.addEventListener("click", () => onDetails(card.video, card.variation, viewerActions(card)));
+    parts.favourite.addEventListener("click", () => toggleFavourite(card.video.id));
+    node.addEventListener("mouseenter", () => startPreview(card));
+    node.addEventListener("mouseleave", () => stopPreview(card));
+    parts.media.addEventListener("focus", () => startPreview(card));
+    parts.media.addEventListener("blur", () => stopPreview(card));
+    // Enter on the tile itself (where reveal() puts the keyboard) opens it like a click.
+    node.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && event.target === node) parts.media.click();
+    });
+    return card;
   }
 
   function render(card) {
@@ -184,6 +319,8 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
     const model = resolved && resolved !== video.model ? `${video.model} → ${resolved}` : video.model;
     parts.meta.textContent = [model, video.size, formatSeconds(video.seconds), formatTime(video.created_at)].join(" · ");
     parts.progress.setAttribute("aria-label", `Progress: ${video.prompt || video.id}`);
+    parts.media.setAttribute("aria-label", `Open: ${video.prompt || video.id}`.slice(0, 120));
+    renderFavourite(card);
 
     const info = video.openreel || {};
     const active = ACTIVE.has(video.status);
@@ -249,6 +386,7 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
   function reveal(id) {
     const card = cards.get(id);
     if (!card) return false;
+    if (card.node.hidden) clearFilters(); // a filtered-out video cannot be shown otherwise
     card.node.scrollIntoView({ behavior: "smooth", block: "nearest" });
     card.node.setAttribute("tabindex", "-1");
     card.node.focus({ preventScroll: true });
@@ -300,14 +438,15 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
       parts.media.replaceChildren(el("div", { class: "placeholder", "aria-hidden": "true" }, label));
       return;
     }
+    // No controls on a tile: it is a preview inside the button that opens the viewer, which has them.
     const player = el("video", {
-      controls: true,
       preload: "metadata",
       playsinline: true,
       loop: true,
       muted: true,
       "aria-label": `Video: ${video.prompt || video.id}`,
     });
+    player.muted = true; // the attribute alone sets only defaultMuted once the element exists
     parts.media.replaceChildren(player);
     const variation = card.variation;
     // The poster first (small), then the video: with a key both come as blobs.
@@ -334,28 +473,49 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
       get variation() {
         return card.variation;
       },
-      details: () => onDetails(card.video, card.variation),
+      details: () => onDetails(card.video, card.variation, viewerActions(card)),
       reuse: () => onReuse(card.video, card.variation),
       download: (button) => download(card, button),
       remove: (button) => remove(card, button),
       edit: (tool) => onEdit(card.video, tool),
       storyboard: () => onStoryboard(card.video),
     };
-    parts.actions.replaceChildren(
-      ...available.map((action) => {
-        const label = typeof action.label === "function" ? action.label(video) : action.label;
-        return el(
-          "button",
-          {
-            type: "button",
-            class: `small ${action.danger ? "danger" : "secondary"}`,
-            dataset: { action: action.id },
-            "aria-label": `${label}: ${video.prompt || video.id}`.slice(0, 120),
-            onclick: (event) => action.run(card.video, ctx, event.currentTarget),
-          },
-          label,
-        );
-      }),
+    parts.actions.replaceChildren(...available.map((action) => actionButton(card, action, ctx)));
+  }
+
+  function actionButton(card, action, ctx, { before = null } = {}) {
+    const video = card.video;
+    const label = typeof action.label === "function" ? action.label(video) : action.label;
+    return el(
+      "button",
+      {
+        type: "button",
+        class: `small ${action.danger ? "danger" : "secondary"}`,
+        dataset: { action: action.id },
+        "aria-label": `${label}: ${video.prompt || video.id}`.slice(0, 120),
+        onclick: (event) => {
+          if (before) before(event.currentTarget);
+          action.run(card.video, ctx, event.currentTarget);
+        },
+      },
+      label,
+    );
+  }
+
+  // The tile's actions that the viewer shows beside its own (it has "Use these settings again" and
+  // "Edit this video"): built per opening, so they act on the variation being looked at.
+  function viewerActions(card) {
+    const ctx = {
+      get variation() {
+        return card.variation;
+      },
+      download: (button) => download(card, button),
+      remove: (button) => remove(card, button),
+      storyboard: () => onStoryboard(card.video),
+    };
+    const close = (button) => button.closest("dialog")?.close();
+    return VIDEO_ACTIONS.filter((action) => ["download", "storyboard", "delete"].includes(action.id) && action.available(card.video)).map(
+      (action) => actionButton(card, action, ctx, { before: action.id === "storyboard" ? close : null }),
     );
   }
 
@@ -391,6 +551,7 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
     button.disabled = true;
     try {
       await api.remove(card.video.id);
+      button.closest("dialog")?.close(); // deleted from the viewer: nothing left to look at
       const next = card.node.nextElementSibling || card.node.previousElementSibling;
       dropCard(card.video.id);
       // Keep the keyboard somewhere sensible once the card (and its focused button) is gone.
@@ -412,6 +573,7 @@ export function createGallery({ onReuse, onDetails, onEdit, onStoryboard }) {
     add: (video) => upsert(video),
     reveal,
     describe,
+    toggleFavourite,
     // Every video on the page, newest first: for the blend and storyboard pickers.
     videos: () => [...list.children].map((node) => cards.get(node.dataset.id)?.video).filter(Boolean),
     reset() {
