@@ -2,6 +2,7 @@
 where the family allows: half the steps, and above 8 steps FirstBlockCache on the transformer
 (counted in transformer block evaluations on the Wan twin; never at 8 steps or fewer)."""
 
+# ruff: noqa: F811  (pytest fixtures are imported by name and then taken as arguments)
 from __future__ import annotations
 
 import functools
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from diffusers.models.transformers.transformer_wan import WanTransformerBlock
+from tests.test_first_hour import fake_download, hf_cache  # noqa: F401 - a fixture
+from tests.test_lora import make_lora
 from typer.testing import CliRunner
 
 from openreel.cli import app
@@ -81,3 +84,28 @@ def test_draft_runs_a_models_distilled_checkpoint_where_it_is_on_this_machine() 
     shown = " ".join(real.output.split())
     assert real.exit_code == 0, real.output
     assert "model ltx-video-13b " in shown and "openreel models pull ltx-video-13b-distilled" in shown
+
+
+def test_draft_adds_a_models_step_distilled_lora_from_the_hub_cache(tmp_path: Path, hf_cache: Path) -> None:
+    from openreel.models.catalog import get_card
+
+    source = get_card("wan2.1-t2v-14b").options["draft_lora"]["source"]
+    repo, filename = "/".join(source.split("/")[:2]), "/".join(source.split("/")[2:])
+    args = ["generate", "a harbour", "--model", "tiny-wan2.1-t2v-14b", "--quality", "draft"]
+    # Not in the cache: the draft is the cached one, and says what to fetch for a faster one.
+    missing = " ".join(runner.invoke(app, [*args, "--dry-run"]).output.split())
+    assert f"hf download {repo}" in missing and "4-step draft" in missing
+
+    # In the cache (a LoRA made on the twin, where the real one would lie): it runs with it, at
+    # the steps and guidance it was distilled for, and credits it.
+    fake_download(
+        hf_cache, repo, {filename: make_lora("tiny-wan2.1-t2v-14b", tmp_path / "made").read_bytes()}
+    )
+    output = tmp_path / "draft.mp4"
+    result = runner.invoke(app, [*args, "--seconds", "1", "--size", "96x64", "-q", "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    recipe = json.loads(output.with_suffix(".json").read_text())
+    assert (recipe["plan"]["steps"], recipe["plan"]["guidance"]) == (4, 1.0)
+    assert recipe["spec"]["extra"]["draft_lora"] == source
+    assert "step-distilled LoRA lightx2v_T2V_14B" in recipe["plan"]["quality_note"]
+    assert [lora["id"] for lora in recipe["credits"]["loras"]] == [Path(filename).name]

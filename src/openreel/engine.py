@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from openreel.errors import Cancelled, SpecError
 from openreel.hardware import Hardware, detect
 from openreel.models.catalog import ModelCard, all_cards
-from openreel.models.turbo import DRAFT_OF, draft_card
+from openreel.models.turbo import DRAFT_LORA, DRAFT_OF, draft_card, draft_lora
 from openreel.models.weights import fingerprint, resolve_card, split_revision, weights_folder
 from openreel.plan import Plan, make_plan
 from openreel.provenance import Credits, sign_file
@@ -215,6 +215,17 @@ class Engine:
                 # The stored spec names what runs: the distilled sibling, and what was asked of.
                 spec = replace(spec, model=faster.id, extra={**spec.extra, DRAFT_OF: card.id})
                 card = faster
+        if spec.quality == "draft" and DRAFT_LORA not in spec.extra:
+            turbo, _ = draft_lora(card)
+            if turbo is not None:
+                # The LoRA's own schedule: its step count and guidance, unless the person gave theirs.
+                spec = replace(
+                    spec,
+                    loras=(*spec.loras, {"source": turbo["path"], "scale": float(turbo.get("scale", 1.0))}),
+                    steps=spec.steps or turbo["steps"],
+                    guidance=turbo["guidance"] if spec.guidance is None else spec.guidance,
+                    extra={**spec.extra, DRAFT_LORA: turbo["source"]},
+                )
         style = get_style(spec.style) if spec.style else None
         if spec.loras or (style is not None and style.loras):
             spec = replace(spec, loras=_checked_loras(spec.loras, card, style))
@@ -863,9 +874,11 @@ def _checked_loras(
         check_fits(lora["source"], card)
     checked = []
     for lora in loras:
-        path = check_fits(lora["source"], card)
-        local = Path(lora["source"]).expanduser().exists()
-        checked.append({**lora, "source": str(path) if local else lora["source"]})
+        check_fits(lora["source"], card)
+        given = Path(lora["source"]).expanduser()
+        # Absolute, but through its links as given: a Hub cache file keeps its name (its blob's
+        # is a hash), and the credit and recipe name what the person named.
+        checked.append({**lora, "source": str(given.absolute()) if given.exists() else lora["source"]})
     return tuple(checked)
 
 

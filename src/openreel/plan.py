@@ -580,13 +580,15 @@ DRAFT_CACHE = "FirstBlockCache:0.2"
 
 def _draft_model_note(card: ModelCard, spec: VideoSpec, note: str) -> str:
     """What draft chose of models: the distilled sibling it runs on, or the one to pull."""
-    from openreel.models.turbo import DRAFT_OF, draft_card
+    from openreel.models.turbo import DRAFT_LORA, DRAFT_OF, draft_card, draft_lora
 
-    asked = spec.extra.get(DRAFT_OF)
+    asked, lora = spec.extra.get(DRAFT_OF), spec.extra.get(DRAFT_LORA)
     if asked:
         return note.replace("draft: ", f"draft: {card.id}, the distilled checkpoint of {asked}; ", 1)
-    _, hint = draft_card(card, spec.mode)
-    return f"{note}; {hint}" if hint else note
+    if lora:
+        return note.replace("draft: ", f"draft: the step-distilled LoRA {lora.split('/')[-1]}; ", 1)
+    hints = [hint for hint in (draft_card(card, spec.mode)[1], draft_lora(card)[1]) if hint]
+    return "; ".join([note, *hints])
 
 
 def plan_quality(card: ModelCard, quality: str, steps: int, *, explicit: bool) -> tuple[int, str | None, str]:

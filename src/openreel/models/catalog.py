@@ -365,7 +365,18 @@ CARDS: tuple[ModelCard, ...] = (
         default_guidance=5.0,
         memory_gib=48.0,
         quality=5,
-        options={"flow_shift": 5.0, "float32_components": _WAN_FLOAT32},
+        options={
+            "flow_shift": 5.0,
+            "float32_components": _WAN_FLOAT32,
+            # --quality draft: lightx2v's step- and CFG-distilled LoRA (4 steps, guidance 1), the
+            # one diffusers' Wan docs point to, when it is in the Hugging Face cache (models/turbo.py).
+            "draft_lora": {
+                "source": "Kijai/WanVideo_comfy/Lightx2v/"
+                "lightx2v_T2V_14B_cfg_step_distill_v2_lora_rank64_bf16.safetensors",
+                "steps": 4,
+                "guidance": 1.0,
+            },
+        },
         description="Large Wan; 5 s at 16 fps, 1280x720.",
         upscaler="v2v",
         params_b=14.0,

@@ -187,7 +187,8 @@ def credit(source: str) -> LoraCredit:
             if isinstance(data, dict):
                 metadata = {**metadata, **{k: v for k, v in data.items() if isinstance(v, (str, list))}}
             break
-    name = source if not Path(source).expanduser().exists() else path.name
+    # A file is named as it was given, not by where a link leads (the Hub cache's blobs are hashes).
+    name = source if not Path(source).expanduser().exists() else Path(source).name
     return LoraCredit(id=name, author=_first(metadata, _AUTHOR_KEYS), licence=_first(metadata, _LICENCE_KEYS))
 
 
