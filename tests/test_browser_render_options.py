@@ -107,6 +107,7 @@ def test_quality_memory_and_a_lora_from_the_composer_reach_the_video(server: Rem
     expect(recipe).to_contain_text("draft: ")
     page.keyboard.press("Escape")
     page.locator("#composer").get_by_role("button", name="Clear").click()
+    open_settings(page)  # a reload closes the settings panel: the LoRAs are in it
     expect(lora_box(page, "harbour-look")).not_to_be_checked()
     card = page.locator("#gallery-list > li.card").first
     card.get_by_role("button", name="Use settings again").first.click()
