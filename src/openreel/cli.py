@@ -189,6 +189,15 @@ LabelOpt = Annotated[
     ),
 ]
 
+AudioOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--audio/--no-audio",
+        help="A sound track (default: on where the model makes sound, e.g. ltx-2, or the source "
+        "clip has it; --no-audio makes a silent video).",
+        show_default=False,
+    ),
+]
 
 def _size(size: str | None, resolution: str | None, aspect: str, like: Path | None = None) -> tuple[int, int]:
     """--size, else --resolution/--aspect, else the source clip's size (its recipe's, else as
@@ -382,6 +391,7 @@ def generate(
     ] = None,
     dry_run: DryRun = False,
     label: LabelOpt = None,
+    audio: AudioOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Make a video from a prompt (and, with --image, from a picture)."""
@@ -422,6 +432,7 @@ def generate(
                 memory=memory,
                 quality=quality,
                 loras=tuple(parse_lora(entry) for entry in lora or ()),
+                audio=audio,
             )
             if character:
                 spec = _with_character(spec, character)
@@ -477,6 +488,7 @@ def remix(
     output: Output = None,
     dry_run: DryRun = False,
     label: LabelOpt = None,
+    audio: AudioOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Re-make a clip with a new prompt, keeping its layout and motion (video-to-video)."""
@@ -498,6 +510,7 @@ def remix(
             mode="remix",
             video=str(clip),
             strength=strength,
+            audio=audio,
         )
     except OpenreelError as error:
         _fail(error)
@@ -523,6 +536,7 @@ def extend(
     output: Output = None,
     dry_run: DryRun = False,
     label: LabelOpt = None,
+    audio: AudioOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Continue a clip: the output is the clip plus SECONDS of new video, joined seamlessly."""
@@ -545,6 +559,7 @@ def extend(
             mode="extend",
             video=str(clip),
             backward=backward,
+            audio=audio,
         )
     except OpenreelError as error:
         _fail(error)
@@ -567,6 +582,7 @@ def loop(
     output: Output = None,
     dry_run: DryRun = False,
     label: LabelOpt = None,
+    audio: AudioOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Make a clip loop seamlessly: its end is re-made to lead into its start (conditioned on both)."""
@@ -589,6 +605,7 @@ def loop(
             steps=steps,
             mode="loop",
             video=str(clip),
+            audio=audio,
         )
     except OpenreelError as error:
         _fail(error)
@@ -618,6 +635,7 @@ def blend(
     output: Output = None,
     dry_run: DryRun = False,
     label: LabelOpt = None,
+    audio: AudioOpt = None,
     quiet: Quiet = False,
 ) -> None:
     """Blend two clips: the first turns into the second along an influence curve, re-made as one scene."""
@@ -640,6 +658,7 @@ def blend(
             video_b=str(second),
             curve=curve,
             strength=strength,
+            audio=audio,
         )
     except OpenreelError as error:
         _fail(error)
@@ -808,8 +827,12 @@ def _print_plan(plan) -> None:
     if len(windows) > 1:
         spans = ", ".join(f"{w.start}-{w.start + w.num_frames - 1}" for w in windows)
         window_text = f"{len(windows)} windows of native frames {spans} (overlap {windows[1].overlap})"
+    elif plan.long_clip == "diffusion forcing":
+        window_text = f"none: diffusion forcing, {plan.long_clip_reason}"
     else:
         window_text = "1 (the model's native length covers it)"
+    if plan.long_clip == "windows":
+        window_text += f": {plan.long_clip_reason}"
     upscale = plan.upscale
     rows = [
         ("model", plan.model_id),
@@ -876,7 +899,7 @@ def models_list(wide: Wide = False, as_json: AsJson = False) -> None:
     table.add_column("id", no_wrap=True, min_width=max(len(card.id) for card, _, _ in rows))
     table.add_column("family", no_wrap=True)
     if wide:
-        for column in ("modes", "native", "max length", "licence"):
+        for column in ("modes", "native", "max length", "licence", "authors"):
             table.add_column(column, no_wrap=True)
     table.add_column("memory", justify="right", no_wrap=True)
     table.add_column("fits", no_wrap=True)
@@ -884,10 +907,11 @@ def models_list(wide: Wide = False, as_json: AsJson = False) -> None:
     for card, fit, size in rows:
         extra = (
             (
-                ",".join(sorted(card.modes)),
+                ",".join(sorted(card.modes)) + (" +sound" if card.makes_audio else ""),
                 f"{card.native_width}x{card.native_height} @ {card.fps} fps",
                 f"{card.max_seconds:.1f} s ({card.max_frames} f)",
                 card.licence,
+                ", ".join(card.authors),
             )
             if wide
             else ()
@@ -926,6 +950,9 @@ def _card_json(card, fit: bool, size: int) -> dict:
         "max_seconds": round(card.max_seconds, 3),
         "licence": card.licence,
         "licence_url": card.licence_url,
+        "authors": list(card.authors),
+        # Makes a synchronised sound track with the frames (on by default; --no-audio).
+        "audio": card.makes_audio,
         "memory_gib": card.memory_gib,
         "weights_gib": card.weights_gib,
         "fits": fit,

@@ -59,9 +59,25 @@ _MODES = {
     # reference_images input (characters: look like these, placed anywhere).
     "wan-vace": frozenset({"t2v", "i2v", "extend", "references"}),
     "hunyuan-i2v": frozenset({"i2v"}),
+    # LTX-2 makes video and sound in one pass (LTX2Pipeline); conditioned at any frame through
+    # LTX2ConditionPipeline (image-to-video, extension both ways, loops, keyframes), as LTX-Video.
+    # No remix or blend: diffusers 0.42 has no LTX-2 video-to-video pipeline.
+    "ltx2": frozenset(
+        {"t2v", "i2v", "extend", "extend_backward", "loop", "storyboard", "keyframes", "still"}
+    ),
+    # Wan 2.2 A14B: two experts in WanPipeline / WanImageToVideoPipeline. WanVideoToVideoPipeline
+    # has no transformer_2 (it would denoise with the high-noise expert alone): no remix, blend or
+    # video-to-video refinement. The text-to-video card holds an image by latent anchoring.
+    "wan2.2-a14b": frozenset({"t2v", "i2v", "extend", "storyboard", "still"}),
+    # SkyReels-V2 diffusion forcing: long text-to-video clips in one call; an image or a clip's
+    # tail held by latent anchoring on one pass (no video-to-video pipeline on these weights).
+    "skyreels-df": frozenset({"t2v", "i2v", "extend", "storyboard"}),
+    # HunyuanVideo 1.5's pipelines take no step callback, so nothing can be anchored: text-to-video
+    # in one call, and image-to-video through the I2V checkpoint's own pipeline.
+    "hunyuan15": frozenset({"t2v"}),
 }
 
-FAMILIES = ("cogvideox", "mochi", "ltx", "wan", "hunyuan", "pyramid-flow")
+FAMILIES = ("cogvideox", "mochi", "ltx", "ltx2", "wan", "hunyuan", "pyramid-flow", "skyreels", "hunyuan15")
 
 
 # LTX-Video's spatial latent upsampler (diffusers layout), shared by the 0.9.5+ VAE latents.
@@ -319,6 +335,52 @@ CARDS: tuple[ModelCard, ...] = (
         dit_depth=48,
         max_total_seconds=60.0,
     ),
+    # --- LTX-2 (Lightricks): video with synchronised sound ---
+    # Lightricks/LTX-2 in diffusers layout (scripts/convert_ltx2_to_diffusers.py --full_pipeline),
+    # the 19B dev model run as diffusers' docs run its first stage: 30 steps, CFG 3.0 at 768x512
+    # and 24 fps. Its Gemma 3 12B text encoder is gated (Google's Gemma terms).
+    ModelCard(
+        id="ltx-2",
+        family="ltx2",
+        title="LTX-2 19B (video with sound)",
+        source="hub:Lightricks/LTX-2",
+        # Free for commercial use below US$10M annual revenue; above it, a commercial licence
+        # from Lightricks. Not an OSI licence.
+        licence=(
+            "LTX-2 Community License (commercial use above US$10M annual revenue needs a "
+            "licence from Lightricks)"
+        ),
+        licence_url="https://huggingface.co/Lightricks/LTX-2/blob/main/LICENSE",
+        authors=("Lightricks",),
+        modes=_MODES["ltx2"],
+        native_width=768,
+        native_height=512,
+        fps=24,
+        frame_step=8,
+        max_frames=257,
+        size_multiple=32,
+        default_steps=30,
+        default_guidance=3.0,
+        # Its scheduler stretches the sigmas to shift_terminal 0.1: one step divides by zero.
+        min_steps=2,
+        memory_gib=80.0,
+        quality=6,
+        options={
+            # Makes a sound track with the frames (render/audio.py carries it to the MP4).
+            "audio": True,
+            "gated": (
+                "LTX-2's text encoder is Google's Gemma 3 12B, gated on the hub: accept the Gemma "
+                "Terms of Use at https://huggingface.co/google/gemma-3-12b-it and log in "
+                "(`hf auth login`) before downloading."
+            ),
+        },
+        description="Joint audio-video model: up to 10 s at 24 fps, 768x512, with synchronised sound.",
+        upscaler=None,
+        params_b=19.0,
+        dit_width=4096,
+        dit_depth=48,
+        max_total_seconds=10.0,
+    ),
     # --- Wan (Alibaba Wan team) ---
     ModelCard(
         id="wan2.1-t2v-1.3b",
@@ -513,6 +575,179 @@ CARDS: tuple[ModelCard, ...] = (
         dit_width=1536,
         dit_depth=30,
     ),
+    # Wan 2.2 A14B: a high-noise expert (``transformer``) lays out the scene and a low-noise one
+    # (``transformer_2``) refines it; the pipeline switches at boundary_ratio x 1000 timesteps.
+    # Both experts' weights count in the memory figure (both stay resident unless offloaded; the
+    # group offloading the planner picks when short keeps one block of the running expert). The
+    # time estimate counts one expert, as one runs per step. Settings from Wan's own configs
+    # (wan/configs/wan_{t2v,i2v}_A14B.py): 40 steps, sample_shift 12 (T2V) / 5 (I2V), guidance
+    # 4.0 high-noise / 3.0 low-noise (T2V) and 3.5 / 3.5 (I2V).
+    ModelCard(
+        id="wan2.2-t2v-a14b",
+        family="wan",
+        title="Wan 2.2 T2V A14B",
+        source="hub:Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+        licence=_WAN_LICENCE[0],
+        licence_url=_WAN_LICENCE[1],
+        authors=("Wan Team, Alibaba",),
+        modes=_MODES["wan2.2-a14b"],
+        native_width=1280,
+        native_height=720,
+        fps=16,
+        frame_step=4,
+        max_frames=81,
+        size_multiple=16,
+        default_steps=40,
+        default_guidance=4.0,
+        memory_gib=80.0,
+        # Above Wan 2.1 14B: the Wan team's Wan-Bench 2.0 (Wan 2.2 release, July 2025) ranks A14B
+        # first among open models; not measured by openreel.
+        quality=6,
+        options={"flow_shift": 12.0, "guidance_2_ratio": 0.75, "float32_components": _WAN_FLOAT32},
+        description="Wan 2.2 mixture of two 14B experts (high- and low-noise); 5 s at 16 fps, 1280x720.",
+        upscaler=None,
+        params_b=14.0,
+        dit_width=5120,
+        dit_depth=40,
+    ),
+    ModelCard(
+        id="wan2.2-i2v-a14b",
+        family="wan",
+        title="Wan 2.2 I2V A14B",
+        source="hub:Wan-AI/Wan2.2-I2V-A14B-Diffusers",
+        licence=_WAN_LICENCE[0],
+        licence_url=_WAN_LICENCE[1],
+        authors=("Wan Team, Alibaba",),
+        modes=_MODES["wan-i2v"],
+        native_width=1280,
+        native_height=720,
+        fps=16,
+        frame_step=4,
+        max_frames=81,
+        size_multiple=16,
+        default_steps=40,
+        default_guidance=3.5,
+        memory_gib=80.0,
+        quality=6,
+        # WanImageToVideoPipeline with two experts: the image enters through the 36 input channels
+        # (no CLIP image encoder in Wan 2.2), and it was not trained on a last frame.
+        options={
+            "flow_shift": 5.0,
+            "guidance_2_ratio": 1.0,
+            "pipeline": "WanImageToVideoPipeline",
+            "conditioning": "image",
+            "float32_components": _WAN_FLOAT32,
+        },
+        description="Wan 2.2 image-to-video, two 14B experts, from a first frame; 5 s at 16 fps, 1280x720.",
+        upscaler=None,
+        params_b=14.0,
+        dit_width=5120,
+        dit_depth=40,
+    ),
+    # --- HunyuanVideo 1.5 (Tencent) ---
+    # The 720p checkpoints (diffusers' conversion script: 720p_t2v shift 9, 720p_i2v shift 7,
+    # guidance 6 for both); Tencent's defaults: 121 frames at 24 fps, 50 steps.
+    ModelCard(
+        id="hunyuanvideo-1.5-t2v",
+        family="hunyuan15",
+        title="HunyuanVideo 1.5 T2V 720p",
+        source="hub:hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_t2v",
+        licence="Tencent Hunyuan Community License",
+        licence_url="https://huggingface.co/tencent/HunyuanVideo-1.5/blob/main/LICENSE",
+        authors=("Tencent Hunyuan",),
+        modes=_MODES["hunyuan15"],
+        native_width=1280,
+        native_height=720,
+        fps=24,
+        frame_step=4,
+        max_frames=121,
+        size_multiple=16,
+        default_steps=50,
+        default_guidance=6.0,
+        memory_gib=40.0,
+        # Tencent's report (Nov 2025) rates 1.5 best among open models in its own evaluations, not
+        # measured by openreel: ranked with HunyuanVideo and Wan 2.1 14B, below Wan 2.2 A14B, so
+        # that an equal claim does not make the default a pipeline without step progress or cancel.
+        quality=5,
+        description="HunyuanVideo 1.5 (8.3B): 5 s at 24 fps, 1280x720, draws quoted text.",
+        upscaler=None,
+        params_b=8.3,
+        dit_width=2048,
+        dit_depth=54,
+        max_total_seconds=121 / 24,
+    ),
+    ModelCard(
+        id="hunyuanvideo-1.5-i2v",
+        family="hunyuan15",
+        title="HunyuanVideo 1.5 I2V 720p",
+        source="hub:hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-720p_i2v",
+        licence="Tencent Hunyuan Community License",
+        licence_url="https://huggingface.co/tencent/HunyuanVideo-1.5/blob/main/LICENSE",
+        authors=("Tencent Hunyuan",),
+        modes=_MODES["wan-i2v"],
+        native_width=1280,
+        native_height=720,
+        fps=24,
+        frame_step=4,
+        max_frames=121,
+        size_multiple=16,
+        default_steps=50,
+        default_guidance=6.0,
+        memory_gib=40.0,
+        quality=5,
+        # The pipeline sizes the video from the image (the bucket of about 960x960 pixels nearest
+        # its aspect): given at the native size, the image gets the native bucket, and
+        # post-processing fits the output.
+        options={
+            "pipeline": "HunyuanVideo15ImageToVideoPipeline",
+            "conditioning": "image",
+            "fixed_size": True,
+        },
+        description="HunyuanVideo 1.5 image-to-video (8.3B) from a first frame; 5 s at 24 fps, 1280x720.",
+        upscaler=None,
+        params_b=8.3,
+        dit_width=2048,
+        dit_depth=54,
+        max_total_seconds=121 / 24,
+    ),
+    # --- SkyReels-V2 (Skywork AI) ---
+    ModelCard(
+        id="skyreels-v2-df-1.3b-540p",
+        family="skyreels",
+        title="SkyReels-V2 DF 1.3B 540P",
+        source="hub:Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers",
+        # The model card names Skywork's own licence; its text was not read here (no hub access).
+        licence="Skywork Community License",
+        licence_url="https://huggingface.co/Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers",
+        authors=("Skywork AI",),
+        modes=_MODES["skyreels-df"],
+        native_width=960,
+        native_height=544,
+        fps=24,
+        frame_step=4,
+        # One pass makes 97 frames (the model card's 540P length); longer clips by diffusion forcing.
+        max_frames=97,
+        size_multiple=16,
+        default_steps=30,
+        default_guidance=6.0,
+        memory_gib=12.0,
+        # Wan 2.1 1.3B-sized: ranked with it (the SkyReels-V2 report's VBench figures put the
+        # 14B models, not this 1.3B one, near the top).
+        quality=2,
+        # diffusers' docs (api/pipelines/skyreels_v2.md): shift 8 for T2V, 30 steps, guidance 6,
+        # base_num_frames 97 at 540P, overlap_history 17 and addnoise_condition 20 for long clips.
+        options={
+            "flow_shift": 8.0,
+            "float32_components": ("vae",),
+            "diffusion_forcing": {"base_num_frames": 97, "overlap_history": 17, "addnoise_condition": 20},
+        },
+        description="Diffusion forcing: clips of a minute from one prompt at 24 fps, 960x544.",
+        upscaler=None,
+        params_b=1.3,
+        dit_width=1536,
+        dit_depth=30,
+        max_total_seconds=60.0,
+    ),
     # --- HunyuanVideo (Tencent) ---
     ModelCard(
         id="hunyuanvideo",
@@ -626,11 +861,13 @@ _SHORT_TWIN_IDS = {
     "wan2.1-vace-1.3b": "tiny-wan-vace",
     "hunyuanvideo": "tiny-hunyuan",
     "hunyuanvideo-i2v": "tiny-hunyuan-i2v",
+    "hunyuanvideo-1.5-t2v": "tiny-hunyuan15",
+    "skyreels-v2-df-1.3b-540p": "tiny-skyreels",
     "pyramid-flow-miniflux-384p": "tiny-pyramid-flow",
 }
 # LTX-Video's sides are multiples of 32 and its VAE compresses 32x: 128x64 keeps a 4x2 latent.
 # Pyramid Flow's sides are multiples of 64.
-_TWIN_SIZES = {"ltx": (128, 64), "pyramid-flow": (128, 64)}
+_TWIN_SIZES = {"ltx": (128, 64), "ltx2": (128, 64), "pyramid-flow": (128, 64)}
 # Pyramid Flow runs every step three times (its resolution stages): two keep its twin quick.
 _TWIN_STEPS = {"pyramid-flow": 2}
 
@@ -671,7 +908,8 @@ def _sized(card: ModelCard) -> ModelCard:
     patches = (card.native_width // card.size_multiple) * (card.native_height // card.size_multiple)
     tokens = latent_frames * patches
     activations = tokens * width * _ACTIVATION_BYTES / 2**30
-    denoiser = sum(count for name, count in counts.items() if name.startswith("transformer"))
+    # Two-expert models (Wan 2.2 A14B) run one expert per step: time follows one of them.
+    denoiser = max(count for name, count in counts.items() if name.startswith("transformer"))
     return replace(
         card,
         memory_gib=round(weights + activations, 1),
