@@ -121,12 +121,31 @@ def test_labelled_video_differs_in_its_corner_only(made: dict[str, Path]) -> Non
 
 @pytest.mark.parametrize("crf", [23, 28])
 def test_invisible_mark_reads_under_the_label(crf: int) -> None:
-    """Labelled first, then marked (the engine's order), through a real H.264 encode: the
-    payload still reads (the label covers a few of the mark's cells)."""
+    """Labelled first, then marked, through a real H.264 encode: the payload still reads (the
+    label covers a few of the mark's cells). That the engine keeps this order is checked by
+    test_engine_lays_the_mark_over_the_label."""
     frames = list(label_frames(natural_frames(), Label(size=0.06)))
     marked = list(watermark.watermark_frames(frames, PAYLOAD, key=KEY))
     result = watermark.extract(transcode(marked, crf=crf), key=KEY)
     assert result.authentic and result.payload == PAYLOAD
+
+
+def test_engine_lays_the_mark_over_the_label(tmp_path: Path) -> None:
+    """The engine labels first, then marks: the label's white text carries the mark too (where
+    the mark is negative it darkens a pixel by a level or more). A label laid after the mark
+    would leave its text pure white and the mark wiped under it. Checked on the engine's PNG
+    still, whose pixels are exact (through H.264 a level or two is within the encoder's noise)."""
+    from PIL import Image
+
+    label = Label(size=0.25)  # thick strokes: many pixels of pure text
+    out = tmp_path / "still.png"
+    Engine(label=label).still(SPEC, out)
+    frame = np.asarray(Image.open(out).convert("RGB"))
+    (on_black,) = label_frames([np.zeros_like(frame)], label)
+    text = np.all(on_black == 255, axis=2)  # where the label is opaque white whatever is under it
+    assert text.sum() > 500
+    darkened = np.any(frame[text] < 255, axis=1).mean()
+    assert darkened > 0.2, darkened
 
 
 def test_labelled_video_carries_mark_and_manifest(made: dict[str, Path]) -> None:

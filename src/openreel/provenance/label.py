@@ -104,6 +104,32 @@ def resolve(choice: bool | Label | None) -> Label | None:
     return configured() if on else None
 
 
+def for_request(asked: bool | dict[str, Any] | None, server_default: bool | None = None) -> Label | None:
+    """The label a server request lays, decided when it is queued (so every worker, here or on a
+    Ray node, lays the same): the request's ``label`` (true, false, or its own text/corner/size
+    over the owner's style), else the server's (``openreel serve --label``), else the owner's."""
+    if isinstance(asked, dict):
+        try:
+            return Label(**{**configured().to_dict(), **asked})
+        except TypeError as exc:
+            raise LabelError(f"label: {exc}; give text, corner and size") from None
+    return resolve(asked if asked is not None else server_default)
+
+
+def to_extra(label: Label | None) -> dict[str, Any]:
+    """How a decided label travels in ``VideoSpec.extra`` to the engine (``from_extra``): its
+    fields, or false for none, so a worker does not decide again from its own settings."""
+    return {"label": label.to_dict() if label is not None else False}
+
+
+def from_extra(extra: dict[str, Any], default: Label | None) -> Label | None:
+    """The label ``extra`` carries (None: a request that asked for none), else ``default``."""
+    if "label" not in extra:
+        return default
+    value = extra["label"]
+    return Label(**value) if value else None
+
+
 @lru_cache(maxsize=8)
 def _patch(label: Label, width: int, height: int) -> tuple[int, int, np.ndarray, np.ndarray]:
     """(x, y, colour, alpha) of the label at this frame size: premultiplied RGB and its alpha."""

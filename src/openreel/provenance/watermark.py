@@ -422,7 +422,8 @@ class Detector:
         if min(height, width) < RELIABLE_SIDE:
             said.append(f"{width}x{height} frames are too small")
         if self.frames_examined < RELIABLE_FRAMES:
-            said.append(f"{self.frames_examined} frames are too few")
+            n = self.frames_examined
+            said.append(f"{n} frame is too few" if n == 1 else f"{n} frames are too few")
         if not said:
             return None
         return (
