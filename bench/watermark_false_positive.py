@@ -128,7 +128,7 @@ def clip(kind: str, width: int, height: int, rng: np.random.Generator) -> list[n
             for top in range(line, height - line, int(line * 1.6)):
                 left = int(rng.uniform(0.02, 0.1) * width)
                 while left < width * 0.9:
-                    glyph = int(line * rng.uniform(0.3, 0.8))
+                    glyph = min(int(line * rng.uniform(0.3, 0.8)), width - left)
                     mask = rng.uniform(size=(line, glyph)) < 0.45
                     base[top : top + line, left : left + glyph][mask] = rng.uniform(0, 60)
                     left += glyph + max(1, line // 5)

@@ -187,6 +187,12 @@ class Engine:
 
         return resolve(self._label)
 
+    def label_for(self, spec: VideoSpec) -> Label | None:
+        """The label ``spec`` lays: the one a server request decided (``spec.extra``), else ours."""
+        from openreel.provenance.label import from_extra
+
+        return from_extra(spec.extra, self.label)
+
     @property
     def hardware(self) -> Hardware:
         if self._hardware is None:
@@ -441,7 +447,7 @@ class Engine:
         seed = plan.seeds[index - 1]
         video, thumbnail, sprites = output_paths(output, index)
         mark = _video_id(spec, model, seed) if video_id is None else f"{video_id}/{index}"
-        payload, label = _payload(mark), self.label
+        payload, label = _payload(mark), self.label_for(spec)
         # The new part's sound, filled as the model makes it; None for a silent video.
         sound = _new_sound(spec, card, plan)
         with self.runner.adapters(card, folder, plan, self._loras(spec)):
@@ -514,7 +520,7 @@ class Engine:
             num_frames=1,
         )
         mark = _video_id(spec, model, plan.seeds[0])
-        payload, label = _payload(mark), self.label
+        payload, label = _payload(mark), self.label_for(spec)
         (frame,) = watermark_frames(label_frames([frame], label), payload)
         from PIL import Image
 

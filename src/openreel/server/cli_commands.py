@@ -67,6 +67,12 @@ def serve_command(
         help="The LoRAs requests may name: .safetensors files (or folders of one) in this folder "
         "(default: loras in the openreel folder).",
     ),
+    label: bool | None = typer.Option(
+        None,
+        "--label/--no-label",
+        help='Lay a visible "AI-generated" label on every output unless a request says otherwise '
+        "(default: the owner's, OPENREEL_LABEL or label.toml in the openreel folder).",
+    ),
     executor: str = typer.Option(
         "local",
         "--executor",
@@ -106,6 +112,7 @@ def serve_command(
         image_model=image_model,
         fetch_image_urls=fetch_image_urls or None,
         lora_dir=lora_dir,
+        label=label,
         insecure_no_auth=insecure_no_auth or None,
         allowed_hosts=allowed_host or None,
         retention=retention,

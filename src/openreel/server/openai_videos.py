@@ -27,6 +27,7 @@ from openreel.errors import UnsupportedModeError
 from openreel.jobs.executor import LocalExecutor, remove_job_files, remove_upload_path
 from openreel.jobs.store import COMPLETED, FAILED, IN_PROGRESS, QUEUED, JobRecord, JobStore, new_job_id
 from openreel.models.catalog import all_cards, get_card
+from openreel.provenance import label as labels
 from openreel.server import loras as server_loras
 from openreel.server.auth import Principal, authenticate, optional_principal
 from openreel.server.bodies import RequestBody, parse_body, read_body  # noqa: F401 (editing imports them here)
@@ -250,6 +251,9 @@ class OpenAIServingVideos:
                 default_seconds=settings.default_seconds,
                 mode=mode,
             )
+            # Decided now, from the request or the server's --label, so every worker lays the same.
+            label = labels.for_request(request.label, settings.label)
+            spec = replace(spec, extra={**spec.extra, **labels.to_extra(label)})
             loras = server_loras.resolve(spec.loras, settings.loras_path)
             resolved = self.executor.check(
                 replace(spec, image=start_image, references=references, loras=loras)
@@ -258,7 +262,7 @@ class OpenAIServingVideos:
             if reference:
                 Path(reference).unlink(missing_ok=True)
             raise
-        extras = request.extras()
+        extras = request.extras() | {"label": label.to_dict() if label is not None else None}
         if request.character is not None:
             extras["character"] = request.character
         job = self.store.create_job(

@@ -151,16 +151,26 @@ Loras = Annotated[
 ]
 
 
-
 def _label_choice(value: Any) -> Any:
     """``label``: true, false, or some of {text, corner, size} (the rest: the owner's style),
     checked here so a bad corner is a 400 on the request, not a failed job."""
     from openreel.provenance.label import Label, LabelError
 
+    if isinstance(value, str):  # a multipart form's "true" / "false"
+        words = {"true": True, "1": True, "on": True, "false": False, "0": False, "off": False}
+        if value.strip().lower() not in words:
+            raise ValueError(f"label {value!r}: give true, false or {{text, corner, size}}")
+        return words[value.strip().lower()]
     if isinstance(value, dict):
         unknown = sorted(set(value) - {"text", "corner", "size"})
         if unknown:
             raise ValueError(f"unknown label field(s) {', '.join(unknown)}: give text, corner and size")
+        value = dict(value)
+        if "size" in value:  # a multipart form (the SDK's extra_body with a file) sends text
+            try:
+                value["size"] = float(_not_bool(value["size"]))
+            except (TypeError, ValueError):
+                raise ValueError(f"label size {value['size']!r} is not a number") from None
         try:
             Label(**{**Label().to_dict(), **value})
         except LabelError as exc:

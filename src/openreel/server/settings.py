@@ -67,6 +67,9 @@ class Settings(BaseModel):
     # The LoRAs requests may name (files or folders of .safetensors); None: $OPENREEL_HOME/loras.
     lora_dir: Path | None = None
     insecure_no_auth: bool = False
+    # The visible "AI-generated" label on every output unless a request says (its ``label``);
+    # None: the owner's default (OPENREEL_LABEL or label.toml, provenance/label.py).
+    label: bool | None = None
     # How long a finished video or still is kept (seconds; "7d", "12h", "30m" are read too), then
     # its files and row are swept. None keeps everything.
     retention: float | None = Field(None, gt=0)
