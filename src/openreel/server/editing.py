@@ -705,18 +705,7 @@ class OpenreelServingModes:
         return asked
 
     def generate_image(self, request: ImageGenerateRequest, owner: str, base_url: str) -> ImagesResponse:
-        if request.stream:
-            raise ApiError(
-                "streaming partial images is not supported here: send stream=false",
-                param="stream",
-                code="unsupported_parameter",
-            )
-        if request.background == "transparent":
-            raise ApiError(
-                "the video models here cannot make a transparent background: send opaque or auto",
-                param="background",
-                code="unsupported_parameter",
-            )
+        _refuse_what_no_model_here_gives(request)
         size = None if request.size in (None, "auto") else request.size
         output_format = request.output_format or "png"
         stills = [
@@ -736,33 +725,13 @@ class OpenreelServingModes:
             )
             for index in range(request.n or 1)
         ]
-        jobs = [self.wait_for_still(still.id, owner) for still in stills]
-        items = [self._image_item(job, owner, request, base_url) for job in jobs]
-        return ImagesResponse(
-            created=int(jobs[0].created_at),
-            data=items,
-            background="opaque" if request.background else None,
-            output_format=output_format,
-            quality=request.quality,
-            size=jobs[0].size,
-        )
+        return self._images_response(stills, owner, request, base_url)
 
     def edit_image(
         self, request: ImageEditRequest, images: list[bytes], owner: str, base_url: str
     ) -> ImagesResponse:
         """POST /v1/images/edits: the uploaded image remixed ``n`` times (seeds seed, seed+1, ...)."""
-        if request.stream:
-            raise ApiError(
-                "streaming partial images is not supported here: send stream=false",
-                param="stream",
-                code="unsupported_parameter",
-            )
-        if request.background == "transparent":
-            raise ApiError(
-                "the video models here cannot make a transparent background: send opaque or auto",
-                param="background",
-                code="unsupported_parameter",
-            )
+        _refuse_what_no_model_here_gives(request)
         if len(images) != 1:
             raise ApiError(
                 f"send one image to edit (got {len(images)}): this server remixes one image at a time",
@@ -797,13 +766,18 @@ class OpenreelServingModes:
                 guidance=request.guidance,
             )
             stills.append(self.create_still(still, owner, image=str(path), strength=strength))
+        return self._images_response(stills, owner, request, base_url)
+
+    def _images_response(
+        self, stills: list[Still], owner: str, request: ImageGenerateRequest | ImageEditRequest, base_url: str
+    ) -> ImagesResponse:
+        """The Images API's answer once every still is made."""
         jobs = [self.wait_for_still(still.id, owner) for still in stills]
-        items = [self._image_item(job, owner, request, base_url) for job in jobs]
         return ImagesResponse(
             created=int(jobs[0].created_at),
-            data=items,
+            data=[self._image_item(job, owner, request, base_url) for job in jobs],
             background="opaque" if request.background else None,
-            output_format=output_format,
+            output_format=request.output_format or "png",
             quality=request.quality,
             size=jobs[0].size,
         )
@@ -1131,6 +1105,21 @@ async def generate_image(
     body = await read_body(request, modes.settings)
     parsed = parse_body(ImageGenerateRequest, body.fields)
     return await run_in_threadpool(modes.generate_image, parsed, principal.owner, str(request.base_url))
+
+
+def _refuse_what_no_model_here_gives(request: ImageGenerateRequest | ImageEditRequest) -> None:
+    if request.stream:
+        raise ApiError(
+            "streaming partial images is not supported here: send stream=false",
+            param="stream",
+            code="unsupported_parameter",
+        )
+    if request.background == "transparent":
+        raise ApiError(
+            "the video models here cannot make a transparent background: send opaque or auto",
+            param="background",
+            code="unsupported_parameter",
+        )
 
 
 def _edit_size(width: int, height: int, longest: int = 1024) -> str:
