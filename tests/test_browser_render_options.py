@@ -126,3 +126,22 @@ def test_a_bad_strength_is_shown_by_the_loras(server: RemoteServer, page) -> Non
     expect(error).to_contain_text("LoRA scale must be between")
     expect(page.locator("#more-settings")).to_have_attribute("open", "")
     expect(page.locator("#composer-error")).to_contain_text("see LoRAs above")
+
+
+def test_the_sound_box_shows_for_models_that_make_sound_and_turns_it_off(server: RemoteServer, page) -> None:
+    page.goto(server.url)
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    open_settings(page)
+    form = page.locator("#composer")
+    form.get_by_label("Model").select_option("tiny-wan")
+    expect(page.locator("#audio-field")).to_be_hidden()  # a silent model: nothing to turn off
+    form.get_by_label("Model").select_option("tiny-ltx-2")
+    sound = form.get_by_role("checkbox", name=re.compile("^Sound"))
+    expect(sound).to_be_checked()  # on by default, as with Sora 2
+    sound.uncheck()
+    form.get_by_label("Prompt", exact=True).fill("a drummer, silent")
+    form.get_by_label("Duration (seconds)").fill("1")
+    form.get_by_label("Steps").fill("2")
+    page.get_by_role("button", name="Create video").click()
+    expect(page.locator("#composer-status")).to_contain_text("Queued")
+    assert newest(server)["openreel"]["audio"] is False

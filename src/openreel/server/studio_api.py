@@ -91,6 +91,7 @@ class ModelInfo(BaseModel):
     downloaded: bool = Field(description="Weights are on this machine (a tiny model: already built).")
     random_weights: bool = Field(description="A tiny test model: it runs, but its output is noise.")
     fits: bool = Field(True, description="Its memory need fits this machine (with a tenth to spare).")
+    audio: bool = Field(False, description="It makes a sound track with the picture (LTX-2).")
     size_on_disk_bytes: int = Field(0, description="What its weights take on this machine now.")
     download: DownloadInfo | None = Field(None, description="The last download the studio started.")
 
@@ -155,6 +156,7 @@ def model_info(card: ModelCard) -> ModelInfo:
         memory_gib=card.memory_gib,
         downloaded=is_downloaded(card),
         random_weights=card.is_tiny,
+        audio=card.makes_audio,
         fits=fits(card, detect()),
         size_on_disk_bytes=disk_bytes(card),
         download=download_info(card),

@@ -28,6 +28,7 @@ const PARAM_FIELDS = {
   guidance: "guidance",
   fps: "fps",
   quality: "quality",
+  audio: "audio",
   memory: "memory",
   loras: "loras",
   variations: "variations",
@@ -39,7 +40,7 @@ const FIELD_NAMES = {
   prompt: "Prompt", negative_prompt: "Negative prompt", style: "Style", model: "Model",
   seconds: "Duration", size: "Width × height", resolution: "Resolution", aspect: "Aspect ratio",
   seed: "Seed", steps: "Steps", guidance: "Guidance", fps: "Frames per second",
-  variations: "Variations", input_reference: "Image", quality: "Quality", memory: "Memory", loras: "LoRAs",
+  variations: "Variations", input_reference: "Image", quality: "Quality", memory: "Memory", loras: "LoRAs", audio: "Sound",
 };
 // Settings that live under "More settings": an error about one opens it.
 const MORE_SETTINGS = ["guidance", "fps", "memory", "loras"];
@@ -190,6 +191,8 @@ export function createComposer({ onCreated }) {
     upload.field.hidden = !canStartFromImage;
     if (!canStartFromImage) clearUpload();
     renderLoras(chosenLoras());
+    // Sound is on by default where the model makes it; the box turns it off for one video.
+    $("audio-field").hidden = !card.audio;
   }
 
   // --- LoRAs: the ones the server offers, usable where they fit the chosen model's family ---
@@ -331,6 +334,7 @@ export function createComposer({ onCreated }) {
     data.size_mode = sizeMode();
     data.variations = form.querySelector("input[name=variations]:checked").value;
     data.loras = chosenLoras();
+    data.audio = $("audio").checked;
     return data;
   }
 
@@ -366,6 +370,7 @@ export function createComposer({ onCreated }) {
     const radio = form.querySelector(`input[name=variations][value="${variations}"]`);
     if (radio) radio.checked = true;
     if (Array.isArray(settings.loras)) renderLoras(settings.loras);
+    if ("audio" in settings) $("audio").checked = settings.audio !== false;
     if (settings.guidance || settings.fps || settings.memory || settings.loras?.length) $("more-settings").open = true;
     clearErrors();
     describeStyle();
@@ -433,6 +438,7 @@ export function createComposer({ onCreated }) {
     for (const name of ["model", "negative_prompt", "style", "seconds", "seed", "steps", "guidance", "fps", "quality", "memory"]) {
       put(name, fields[name].value);
     }
+    if (!$("audio-field").hidden && !$("audio").checked) data.append("audio", "false");
     // A list in a form, as the openai SDK sends one: loras[] once per LoRA.
     for (const lora of chosenLoras()) data.append("loras[]", lora.scale === "" ? lora.source : `${lora.source}:${lora.scale}`);
     if (sizeMode() === "exact") {
@@ -478,6 +484,7 @@ export function createComposer({ onCreated }) {
     if (fields.style.value) bits.push(fields.style.value);
     if (variations !== "1") bits.push(`${variations} variations`);
     if (fields.quality.value) bits.push(fields.quality.value);
+    if (!$("audio-field").hidden && !$("audio").checked) bits.push("silent");
     $("settings-summary").textContent = bits.filter(Boolean).join(" · ");
   }
 

@@ -205,6 +205,7 @@ export function settingsFromRecipe(recipe, variation = 1) {
     quality: spec.quality === "standard" ? "" : spec.quality ?? "",
     memory: spec.memory === "auto" ? "" : spec.memory ?? "",
     loras: spec.loras ?? [],
+    audio: spec.audio ?? null,
     // Remaking one chosen variation of several needs only its own seed.
     variations: variation > 1 ? 1 : spec.variations ?? 1,
   };
@@ -232,6 +233,7 @@ export function settingsFromVideo(video, variation = 1) {
     quality: info.quality ?? "",
     memory: info.memory ?? "",
     loras: info.loras ?? [],
+    audio: info.audio ?? null,
     variations: info.variations ?? 1,
   };
 }
