@@ -5,16 +5,14 @@ LoRAs it is about."""
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.test_lora import make_lora
+from tests.test_lora import offered_loras
 
 import browser_support
 from browser_support import FAST_SIZE, open_settings, shot, sync_api
@@ -30,12 +28,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def server(session_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteServer]:
     folder = tmp_path_factory.mktemp("studio-loras")
-    loras = folder / "loras"
-    loras.mkdir()
-    shutil.copy(make_lora("tiny-wan", folder / "made"), loras / "harbour-look.safetensors")
-    credit = {"author": "Ada Lovelace", "license": "MIT"}
-    (loras / "harbour-look.safetensors.json").write_text(json.dumps(credit))
-    make_lora("tiny-ltx", loras / "ltx-look")
+    loras = offered_loras(folder / "loras")
     remote = RemoteServer(
         session_home,
         f"sqlite:///{folder / 'openreel.db'}",
@@ -80,7 +73,7 @@ def test_quality_memory_and_a_lora_from_the_composer_reach_the_video(server: Rem
     ltx = lora_box(page, "ltx-look")
     expect(ltx).to_be_disabled()
     expect(page.locator(".lora-row[data-lora=ltx-look]")).to_contain_text("made for LTX-Video")
-    expect(page.locator(".lora-row[data-lora=harbour-look]")).to_contain_text("by Ada Lovelace (MIT)")
+    expect(page.locator(".lora-row[data-lora=harbour-look]")).to_contain_text("by Ada Lovelace (CC-BY-4.0)")
     shot(page, "composer-loras")
     page.get_by_role("button", name="Create video").click()
     expect(page.locator("#composer-status")).to_contain_text("Queued")

@@ -60,7 +60,10 @@ def test_ten_seconds_at_1080p_from_every_family(card, tmp_path):
     plan = json.loads((tmp_path / "long.json").read_text())["plan"]
     windows = plan["windows"]
     assert sum(w["num_frames"] - w["overlap"] for w in windows) >= 10 * card.fps
-    if 10 * card.fps > card.max_frames:
+    if plan.get("long_clip") == "diffusion forcing":
+        # One call whose passes continue each other (SkyReels-V2 DF), not windows.
+        assert len(windows) == 1 and windows[0]["num_frames"] >= 10 * card.fps
+    elif 10 * card.fps > card.max_frames:
         assert len(windows) > 1
     for before, after in zip(windows, windows[1:], strict=False):
         assert after["start"] + after["overlap"] == before["start"] + before["num_frames"]

@@ -43,6 +43,20 @@ def make_lora(card_id: str, folder: Path) -> Path:
     return folder / "pytorch_lora_weights.safetensors"
 
 
+def offered_loras(folder: Path) -> Path:
+    """A server's LoRA folder (--lora-dir): a Wan LoRA credited to Ada Lovelace (CC-BY-4.0), an
+    LTX-Video LoRA in a folder of its own, and a file that is no LoRA."""
+    import shutil
+
+    folder.mkdir(parents=True)
+    shutil.copy(make_lora("tiny-wan", folder.parent / "made"), folder / "harbour-look.safetensors")
+    credit = {"author": "Ada Lovelace", "license": "CC-BY-4.0"}
+    (folder / "harbour-look.safetensors.json").write_text(json.dumps(credit))
+    make_lora("tiny-ltx", folder / "ltx-look")
+    (folder / "notes.safetensors").write_bytes(b"not a safetensors file")
+    return folder
+
+
 @pytest.fixture(scope="module")
 def loras(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("loras")

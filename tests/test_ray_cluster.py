@@ -178,7 +178,8 @@ def test_delete_through_the_api_stops_the_job_on_its_remote_worker(cluster: dict
 
 def test_a_killed_worker_loses_nothing_and_its_job_completes_elsewhere_once(cluster: dict[str, Any]) -> None:
     store: JobStore = cluster["store"]
-    job_id = submit(store, "tiny-wan", frames=33, steps=40, width=96)
+    # Long enough (several seconds of denoising) to be caught in the middle on a quiet machine too.
+    job_id = submit(store, "tiny-wan", frames=33, steps=300, width=96)
     (running,) = wait_for(store, [job_id], denoising)
     victim = running.claimed_by
     pid = int(victim.split(":")[1])

@@ -9,7 +9,6 @@ change with the LoRA, and one clear 400 for each bad entry.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ import httpx
 import numpy as np
 import openai
 import pytest
-from tests.test_lora import make_lora
+from tests.test_lora import offered_loras
 
 from remote_server import RemoteServer
 
@@ -30,15 +29,7 @@ SMALL = {"model": "tiny-wan", "seconds": "1", "size": "96x64"}
 @pytest.fixture(scope="module")
 def server(session_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteServer]:
     folder = tmp_path_factory.mktemp("render-options")
-    loras = folder / "loras"
-    loras.mkdir()
-    made = tmp_path_factory.mktemp("made")
-    shutil.copy(make_lora("tiny-wan", made / "wan"), loras / "harbour-look.safetensors")
-    (loras / "harbour-look.safetensors.json").write_text(
-        json.dumps({"author": "Ada Lovelace", "license": "CC-BY-4.0"})
-    )
-    make_lora("tiny-ltx", loras / "ltx-look")  # a folder holding one LoRA file
-    (loras / "notes.safetensors").write_bytes(b"not a safetensors file")
+    loras = offered_loras(folder / "loras")
     remote = RemoteServer(
         session_home,
         f"sqlite:///{folder / 'openreel.db'}",
