@@ -159,7 +159,7 @@ def split_png(horizontal: bool) -> bytes:
     return buffer.getvalue()
 
 
-def test_images_edit_remixes_the_uploaded_image(client: openai.OpenAI) -> None:
+def test_images_edit_remixes_the_uploaded_image(client: openai.OpenAI, server: RemoteServer) -> None:
     import numpy as np
 
     def edit(data: bytes, **options) -> np.ndarray:
@@ -191,6 +191,19 @@ def test_images_edit_remixes_the_uploaded_image(client: openai.OpenAI) -> None:
         with pytest.raises(openai.BadRequestError) as refused:
             client.images.edit(**arguments)
         assert refused.value.body["param"] == param, refused.value.body
+
+    # Each edit's source image belongs to its still: deleting the stills removes them.
+    kept = list((server.home / "uploads").glob("image_edit_*"))
+    assert len(kept) == 3 and not any(p.name.startswith(".") for p in kept)
+    headers = {"Authorization": f"Bearer {client.api_key}"}
+    stills = httpx.get(f"{server.url}/v1/openreel/stills", params={"limit": 100}, headers=headers).json()[
+        "data"
+    ]
+    for still in stills:
+        assert (
+            httpx.delete(f"{server.url}/v1/openreel/stills/{still['id']}", headers=headers).status_code == 200
+        )
+    assert list((server.home / "uploads").glob("image_edit_*")) == []
 
 
 def test_recut_loop_and_blend(client: openai.OpenAI, parent: Video, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from openreel.server.collections import attach_collections
 from openreel.server.editing import attach_editing
 from openreel.server.files import attach_files
 from openreel.server.guard import RequestGuard
+from openreel.server.images import attach_images
 from openreel.server.openai_videos import OpenAIServingVideos, attach_router
 from openreel.server.protocol import error_body, public_message
 from openreel.server.settings import Settings
@@ -167,6 +168,7 @@ def build_app(
     app.add_middleware(RequestGuard, allowed_hosts=tuple(settings.allowed_hosts))
     install_exception_handlers(app)
     attach_editing(app)
+    attach_images(app)
     attach_collections(app)  # before the Videos router: /v1/videos/characters is not a video id
     attach_files(app)
     attach_router(app)

@@ -13,9 +13,10 @@ from typing import Literal
 from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel
 
-from openreel.jobs.executor import remove_job_files
+from openreel.jobs.executor import remove_job_files, remove_upload_path
 from openreel.server.auth import Principal, authenticate
 from openreel.server.editing import OpenreelServingModes, get_modes
+from openreel.server.images import StillsServing, get_stills_serving
 from openreel.server.openai_videos import ERRORS
 from openreel.server.protocol import Character, NotFound, Still
 
@@ -65,15 +66,15 @@ def delete_character(modes: OpenreelServingModes, character_id: str, owner: str)
 
 
 def list_stills(
-    modes: OpenreelServingModes, owner: str, *, after: str | None, limit: int, order: str
+    stills: StillsServing, owner: str, *, after: str | None, limit: int, order: str
 ) -> StillList:
     try:
-        jobs, has_more = modes.store.list(owner, after=after, limit=limit, order=order, kinds=("still",))
+        jobs, has_more = stills.store.list(owner, after=after, limit=limit, order=order, kinds=("still",))
     except KeyError:
         raise NotFound(
             f"no still with id {after!r} to list after", param="after", code="still_not_found"
         ) from None
-    data = [modes.to_still(job) for job in jobs]
+    data = [stills.to_still(job) for job in jobs]
     return StillList(
         data=data,
         first_id=data[0].id if data else None,
@@ -82,12 +83,13 @@ def list_stills(
     )
 
 
-def delete_still(modes: OpenreelServingModes, still_id: str, owner: str) -> StillDeleted:
-    job = modes.store.delete(still_id, owner, kinds=("still",))
+def delete_still(stills: StillsServing, still_id: str, owner: str) -> StillDeleted:
+    job = stills.store.delete(still_id, owner, kinds=("still",))
     if job is None:
         raise NotFound(f"no still with id {still_id!r}", param="still_id", code="still_not_found")
-    if not modes.executor.cancel(job.id) and job.status != "in_progress":
-        remove_job_files(modes.executor.job_dir(job.id))
+    if not stills.executor.cancel(job.id) and job.status != "in_progress":
+        remove_job_files(stills.executor.job_dir(job.id))
+    remove_upload_path(job.input_reference)  # an image edit's source image belongs to its still
     return StillDeleted(id=job.id)
 
 
@@ -124,9 +126,9 @@ def get_stills(
     limit: int = Query(20, ge=0, le=100),
     order: Literal["asc", "desc"] = Query("desc"),
     principal: Principal = Depends(authenticate),
-    modes: OpenreelServingModes = Depends(get_modes),
+    stills: StillsServing = Depends(get_stills_serving),
 ) -> StillList:
-    return list_stills(modes, principal.owner, after=after, limit=limit, order=order)
+    return list_stills(stills, principal.owner, after=after, limit=limit, order=order)
 
 
 @router.delete(
@@ -139,9 +141,9 @@ def get_stills(
 def remove_still(
     still_id: str,
     principal: Principal = Depends(authenticate),
-    modes: OpenreelServingModes = Depends(get_modes),
+    stills: StillsServing = Depends(get_stills_serving),
 ) -> StillDeleted:
-    return delete_still(modes, still_id, principal.owner)
+    return delete_still(stills, still_id, principal.owner)
 
 
 def attach_collections(app: FastAPI) -> None:
