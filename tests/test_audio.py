@@ -358,3 +358,34 @@ def test_audio_must_be_true_or_false():
     with pytest.raises(SpecError, match="audio must be true or false"):
         VideoSpec(prompt="drums", audio="yes").validated()
     assert VideoSpec(prompt="drums").validated().audio is None
+
+
+def test_a_resumed_ltx2_run_keeps_its_sound(ltx2_clip, tmp_path, monkeypatch):
+    """A run that stops after the model made its frames and sound (here: writing the file fails)
+    is finished from the saved latents with the same sound, not a silent track."""
+    from openreel.engine import Engine
+    from openreel.spec import VideoSpec
+
+    spec = VideoSpec(
+        "a drummer in a jazz club", model="tiny-ltx-2", seconds=1, width=128, height=64, steps=2, seed=3
+    )
+    output = tmp_path / "drums.mp4"
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    from openreel.render.encode import VideoWriter
+
+    with monkeypatch.context() as patch:
+        patch.setattr(VideoWriter, "close", disk_full)  # after every frame and the sound were made
+        with pytest.raises(OSError):
+            Engine().generate(spec, output)
+    latents = tmp_path / "drums.latents.pt"
+    assert latents.is_file() and not output.exists()
+
+    Engine().resume(latents)
+    resumed, rate = decoded(output)
+    original, _ = decoded(ltx2_clip)
+    assert rate == 48_000 and np.sqrt(np.mean(resumed**2)) > 1e-3  # not the silent fallback
+    n = min(len(resumed), len(original))
+    assert np.corrcoef(resumed[:n], original[:n])[0, 1] > 0.9  # the very sound of the first run

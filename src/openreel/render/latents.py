@@ -63,6 +63,9 @@ class LatentsFile:
     windows: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     # Read back from disk to finish a stopped run (said in the recipe), not a new run's file.
     resumed: bool = False
+    # window index -> the sound the model made with it ({"samples": (channels, n), "rate"}), so a
+    # resumed run of a model with sound (LTX-2) keeps it: the sound is not made by a VAE decode.
+    sounds: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def record(self, window: int, args: tuple, kwargs: dict[str, Any]) -> None:
         """Keep one decode call's inputs (on the CPU) and write the file, before decoding."""
@@ -75,7 +78,21 @@ class LatentsFile:
         import torch
 
         with atomic_path(self.path) as temp:
-            torch.save({"format": FORMAT, **self.header, "windows": self.windows}, temp)
+            data = {"format": FORMAT, **self.header, "windows": self.windows, "sounds": self.sounds}
+            torch.save(data, temp)
+
+    def record_sound(self, window: int, samples: Any, rate: int) -> None:
+        """Keep the window's sound (float samples (channels, n) at ``rate``) and write the file."""
+        import torch
+
+        tensor = torch.as_tensor(samples, dtype=torch.float32).cpu()
+        self.sounds[window] = {"samples": tensor, "rate": int(rate)}
+        self.save()
+
+    def sound(self, window: int) -> tuple[Any, int] | None:
+        """The window's saved sound as (float32 samples (channels, n), rate), if it was saved."""
+        saved = self.sounds.get(window)
+        return (saved["samples"].numpy(), saved["rate"]) if saved else None
 
     def decodes(self, window: int, expected: int) -> list[dict[str, Any]] | None:
         """The window's decode calls when all ``expected`` were made, else None."""
@@ -111,8 +128,10 @@ def read_latents(path: Path) -> LatentsFile:
         lacks = ", ".join(missing) or "windows"
         raise LatentsError(f"{path} is incomplete: it lacks {lacks}", param="resume")
     windows = data.pop("windows")
+    sounds = data.pop("sounds", {})  # files older than the field have none
     data.pop("format")
-    return LatentsFile(path, data, {int(k): v for k, v in windows.items()})
+    windows = {int(k): v for k, v in windows.items()}
+    return LatentsFile(path, data, windows, sounds={int(k): v for k, v in sounds.items()})
 
 
 def _to_cpu(value: Any) -> Any:

@@ -228,7 +228,11 @@ class Runner:
         saved = latents.decodes(window.index, expected) if latents is not None else None
         if saved is not None:
             decoded = [self.decode_saved(call) for call in saved]
-            return WindowFrames(native=decoded[0], final=decoded[-1])
+            from openreel.render.audio import Audio
+
+            sound = latents.sound(window.index)
+            audio = Audio(*sound) if sound is not None else None
+            return WindowFrames(native=decoded[0], final=decoded[-1], audio=audio)
         call_plan = plan.for_window(window)
         # A CPU generator gives the same noise on every device, so a recipe replays anywhere;
         # window 0 uses the variation's seed itself, so a one-window clip is the plain call.
@@ -286,6 +290,8 @@ class Runner:
                         output = caller(**arguments, output_type="np", **stepping)
                     native = output.frames[0]
                     audio = _sound(family, pipe, output)
+                    if audio is not None and latents is not None:
+                        latents.record_sound(window.index, audio.samples, audio.rate)
                     _check_shape(card, native, (window.num_frames, plan.height, plan.width, 3))
                     final = native
                     # The refinement runs uncached: its pipeline (Wan's video-to-video) sets no
@@ -390,8 +396,8 @@ class Runner:
 class WindowFrames:
     native: np.ndarray  # at the generation size; its tail conditions the next window
     final: np.ndarray  # after the model upscale stage (the same array when there is none)
-    # The window's sound, from its first frame on, when the model makes sound (LTX-2). A window
-    # decoded from saved latents (a resumed run) has none: only the video decode is saved.
+    # The window's sound, from its first frame on, when the model makes sound (LTX-2); a window
+    # decoded from saved latents (a resumed run) has the sound saved with them.
     audio: Audio | None = None
 
 
