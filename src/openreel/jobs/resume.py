@@ -4,7 +4,7 @@ A worker that dies after denoising has written the variation's latents (``*.late
 before each VAE decode) and, for the variations it finished, whole signed files listed in the
 recipe. A rerun keeps exactly those and removes everything else (temporary files of a write that
 never finished), so a 15-minute denoise is decoded again rather than redone, and nothing
-half-written can ever be served. Torch-free: it only reads names and the recipe's JSON.
+half-written can ever be served. It only reads names and the recipe's JSON (no torch).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import json
 import shutil
 from pathlib import Path
 
-LATENTS_SUFFIX = ".latents.pt"  # openreel.render.latents.SUFFIX, without importing torch here
+from openreel.render.latents import SUFFIX as LATENTS_SUFFIX  # imports torch only when it saves
+
 RECIPE_NAME = "video.json"
 
 
