@@ -45,10 +45,10 @@ class VerifyReport:
             text += f"; made by this installation, video {w.payload.hex()}"
         elif w.readable:
             text += "; its payload does not verify with this installation's key (made elsewhere, or forged)"
+        elif w.reason:  # the clip is too small or too short: say that, not "made elsewhere"
+            text += f"; its payload could not be read: {w.reason}"
         else:
             text += "; its payload does not verify with this installation's key (damaged, or made elsewhere)"
-            if w.reason:
-                text += f"; {w.reason}"
         return text
 
     @property
