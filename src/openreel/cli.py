@@ -389,6 +389,14 @@ def generate(
             help="A LoRA on the model: FILE_OR_HUB_ID[:SCALE] (scale 1 by default); repeat for more.",
         ),
     ] = None,
+    gpus: Annotated[
+        int | None,
+        typer.Option(
+            help="Spread the run over N GPUs of this machine (context parallelism: Wan, LTX-Video, "
+            "LTX-2); 1 turns it off. By default a large clip uses every GPU that helps.",
+            show_default=False,
+        ),
+    ] = None,
     dry_run: DryRun = False,
     label: LabelOpt = None,
     audio: AudioOpt = None,
@@ -433,6 +441,7 @@ def generate(
                 quality=quality,
                 loras=tuple(parse_lora(entry) for entry in lora or ()),
                 audio=audio,
+                gpus=gpus,
             )
             if character:
                 spec = _with_character(spec, character)
@@ -848,6 +857,7 @@ def _print_plan(plan) -> None:
         ("seeds", ", ".join(map(str, plan.seeds))),
         ("device", f"{plan.device} ({plan.dtype})"),
         ("memory", plan.memory.reason),
+        *([("parallel", plan.context_parallel_reason)] if plan.context_parallel_reason else []),
         *([("quality", plan.quality_note)] if plan.quality_note else []),
         ("estimated time", f"~{_duration(plan.estimated_seconds)} on {detect().name}"),
     ]

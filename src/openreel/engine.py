@@ -1016,7 +1016,8 @@ def _check_writable(output: Path, suffixes: tuple[str, ...] = (".mp4",)) -> None
         raise SpecError(f"cannot write {output}: it is a folder", param="output")
 
 
-_UNMARKED = frozenset({"memory"})
+# How many GPUs ran it neither (context parallelism gives the same frames).
+_UNMARKED = frozenset({"memory", "gpus"})
 
 
 def _video_id(spec: VideoSpec, model: dict[str, Any], seed: int) -> str:

@@ -18,6 +18,9 @@ class Hardware:
     # Memory the model may use, GiB: free accelerator memory, or available system RAM on CPU.
     memory_gib: float
     cpu_threads: int
+    # Accelerator devices this process sees (GPUs on CUDA; 1 elsewhere): context parallelism
+    # (render.parallel) spreads one run over up to this many.
+    devices: int = 1
 
     @property
     def accelerated(self) -> bool:
@@ -44,7 +47,8 @@ def detect() -> Hardware:
     threads = torch.get_num_threads()
     if forced in (None, "cuda") and torch.cuda.is_available():
         free, _total = torch.cuda.mem_get_info()
-        return Hardware("cuda", "bfloat16", torch.cuda.get_device_name(0), free / 2**30, threads)
+        name, count = torch.cuda.get_device_name(0), torch.cuda.device_count()
+        return Hardware("cuda", "bfloat16", name, free / 2**30, threads, count)
     mps = getattr(torch.backends, "mps", None)
     if forced in (None, "mps") and mps is not None and mps.is_available():
         # MPS shares system memory; bf16 support is partial, so stay in fp32... except it is slow.

@@ -133,6 +133,9 @@ class Plan:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    # Ranks (GPUs) one call is spread over by context parallelism, and why (render.parallel).
+    context_parallel: int = 1
+    context_parallel_reason: str = ""
 
 def generation_size(card: ModelCard, out_width: int, out_height: int) -> tuple[int, int]:
     """Width x height the model generates at: the output's aspect ratio, at most the card's native
@@ -508,6 +511,11 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         width=width,
         height=height,
         num_frames=num_frames,
+    from openreel.render.parallel import plan_parallel
+
+    ranks, ranks_reason = plan_parallel(
+        card, hardware, spec.gpus, transformer_tokens(card, model_w, model_h, passes[0].num_frames)
+    )
         native_fps=card.fps,
         steps=steps,
         guidance=guidance,
@@ -553,6 +561,8 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
                 ("curve", spec.curve),
                 ("references", list(spec.references)),
             )
+        context_parallel=ranks,
+        context_parallel_reason=ranks_reason,
             if value
         },
         estimated_seconds=len(seeds)

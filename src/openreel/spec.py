@@ -124,6 +124,9 @@ class VideoSpec:
     # A sound track: None = the model's default (on where the model makes sound, as with Sora 2),
     # True = sound wanted (refused by a model that makes none), False = a silent video.
     audio: bool | None = None
+    # GPUs one run spreads over by context parallelism (render.parallel): None = decided by the
+    # plan (every GPU that helps, for the families that can, when the clip is large), 1 = off.
+    gpus: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -183,6 +186,11 @@ class VideoSpec:
             raise SpecError(f"unknown quality {self.quality!r}; choose one of {choices}", param="quality")
         if self.audio is not None and not isinstance(self.audio, bool):
             raise SpecError(f"audio must be true or false (got {self.audio!r})", param="audio")
+        gpus = self.gpus
+        if gpus is not None:
+            gpus = _integer(gpus, "gpus")
+            if not 1 <= gpus <= 64:
+                raise SpecError(f"gpus must be between 1 and 64 (got {gpus})", param="gpus")
         from openreel.models.lora import check_entries
 
         loras = check_entries(self.loras)
@@ -197,6 +205,7 @@ class VideoSpec:
             seed=seed,
             steps=steps,
             guidance=guidance,
+            gpus=gpus,
             prompt_schedule=schedule,
             strength=strength,
             cards=tuple(dict(card) for card in self.cards),

@@ -49,7 +49,9 @@ def plan_identity(plan: Any) -> str:
     """What fixes the latents: everything in the plan but where and how it runs (device, dtype,
     memory plan, time estimate), which may differ when the run is resumed."""
     data = plan.to_dict()
-    for key in ("device", "dtype", "memory", "estimated_seconds"):
+    # How many GPUs share a call (context parallelism) does not change its latents either.
+    where = ("device", "dtype", "memory", "estimated_seconds", "context_parallel", "context_parallel_reason")
+    for key in where:
         data.pop(key, None)
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

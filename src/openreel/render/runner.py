@@ -52,6 +52,10 @@ class Runner:
         self._refiner: Any = None
         self.loads = 0  # how many times a pipeline was loaded from disk (tests check warmth)
 
+        # A context-parallel plan's calls run in a group of rank processes (render.parallel),
+        # each with its own Runner; this one then loads nothing itself.
+        self._group: Any = None
+        self._group_loras: list[dict[str, Any]] = []
     def pipeline(self, card: ModelCard, folder: Path, plan: Plan) -> Any:
         key = _LoadedKey(str(folder), "t2v", plan.device, plan.dtype, plan.memory)
         if key == self._key:
@@ -129,6 +133,9 @@ class Runner:
         import torch
 
         if torch.cuda.is_available():
+        if self._group is not None:
+            self._group.close()
+            self._group = None
             torch.cuda.empty_cache()
 
     @contextlib.contextmanager
@@ -149,6 +156,14 @@ class Runner:
         finally:
             unload_adapters(pipe)
 
+        if plan.context_parallel > 1:
+            # Each rank loads them into its own pipeline, for the calls inside.
+            self._group_loras = loras
+            try:
+                yield
+            finally:
+                self._group_loras = []
+            return
     @contextlib.contextmanager
     def _saving(self, latents: LatentsFile | None, window: int) -> Iterator[None]:
         """While the pipeline runs, its VAE's decode calls are saved to ``latents`` first."""
@@ -174,6 +189,8 @@ class Runner:
 
         from openreel.render.latents import frames_from_decoded
 
+        if self._group is not None:
+            return list(self._group.fallbacks)
         guard = self._pipe.vae._openreel_guard
         with torch.inference_mode():
             return frames_from_decoded(self._pipe, guard.replay(call))
@@ -229,6 +246,11 @@ class Runner:
         if saved is not None:
             decoded = [self.decode_saved(call) for call in saved]
             from openreel.render.audio import Audio
+        if plan.context_parallel > 1:
+            return self._in_group(
+                "run_window", card, folder, plan, (window, seed), latents, on_step, should_cancel,
+                tail=tail, end=end, extra=extra, references=references,
+            )  # fmt: skip
 
             sound = latents.sound(window.index)
             audio = Audio(*sound) if sound is not None else None
@@ -331,6 +353,30 @@ class Runner:
         strength: float,
         generator: Any,
         callback: _StepReporter,
+    def _in_group(
+        self,
+        method: str,
+        card: ModelCard,
+        folder: Path,
+        plan: Plan,
+        args: tuple,
+        latents: LatentsFile | None,
+        on_step: StepCallback | None,
+        should_cancel: CancelCheck | None,
+        **kwargs: Any,
+    ) -> Any:
+        """``method`` run by every rank of a context-parallel group (started, or kept warm, for
+        this plan's rank count); rank 0's result. The pipeline loaded here, if any, goes first."""
+        from openreel.render.parallel import ParallelGroup
+
+        if self._group is None or not self._group.serves(plan):
+            self.unload()
+            self._group = ParallelGroup(plan.context_parallel, plan.device)
+        return self._group.run(
+            method, card, folder, plan, args, kwargs,
+            loras=self._group_loras, latents=latents, on_step=on_step, should_cancel=should_cancel,
+        )  # fmt: skip
+
     ) -> np.ndarray:
         """Lanczos to ``size``, then a video-to-video pass there re-running ``strength`` of the
         schedule: the 1080p refinement, and remix at the native size."""
@@ -370,6 +416,9 @@ class Runner:
             return self.decode_saved(saved[-1])
         strength = float(plan.inputs["strength"])
         generator = torch.Generator(device="cpu").manual_seed(seed)
+        if plan.context_parallel > 1:
+            arguments = (frames, seed)
+            return self._in_group("run_remix", card, folder, plan, arguments, latents, on_step, should_cancel)
         callback = _StepReporter(plan, on_step, should_cancel)
         with torch.inference_mode(), self._saving(latents, 0):
             if hasattr(family, "REFINE_PIPELINE"):

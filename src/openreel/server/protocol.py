@@ -133,6 +133,10 @@ Quality = Annotated[
     Literal["draft", "standard", "final"] | None,
     Field(description="draft (turbo: fewer steps, cached transformer blocks), standard or final."),
 ]
+# GPUs one job spreads over (context parallelism on the worker's machine); 1 = off.
+Gpus = Annotated[
+    Int | None, Field(ge=1, le=64, description="GPUs the run spreads over (Wan, LTX-Video); 1: off.")
+]
 Memory = Annotated[
     Literal["auto", "fast", "low"] | None,
     Field(description="How the model fits the GPU: auto (the planner decides), fast or low (offloading)."),
@@ -221,6 +225,7 @@ OPENREEL_FIELDS = (
     "loras",
     "label",
     "audio",
+    "gpus",
 )
 
 
@@ -256,6 +261,7 @@ class VideoCreateRequest(BaseModel):
     loras: Loras = None
     label: Labelled = None
     audio: Sound = None
+    gpus: Gpus = None
     character: str | None = Field(
         None,
         description="openreel: a character's id or name (POST /v1/videos/characters). Models that "
@@ -324,6 +330,8 @@ def rendering_values(request: VideoCreateRequest | GenerationOptions) -> dict[st
         values["loras"] = tuple(request.loras)
     if request.audio is not None:
         values["audio"] = request.audio
+    if request.gpus is not None:
+        values["gpus"] = request.gpus
     return values
 
 
@@ -360,6 +368,7 @@ class OpenreelInfo(BaseModel):
     label: dict[str, Any] | None = Field(
         None, description="The visible label laid on it ({text, corner, size}); null: none."
     )
+    gpus: int | None = Field(None, description="GPUs asked to spread the run over; null: the plan's choice.")
     stage: str | None = None
     step: int | None = None
     total_steps: int | None = None
@@ -478,6 +487,7 @@ class GenerationOptions(BaseModel):
     loras: Loras = None
     label: Labelled = None
     audio: Sound = None
+    gpus: Gpus = None
 
     def extras(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in OPENREEL_FIELDS if getattr(self, name) is not None}

@@ -1,0 +1,209 @@
+"""Context parallelism (issue 13): one generation spread over N ranks of one machine.
+
+On this CPU the ranks are processes joined by gloo, running the real tiny Wan pipeline with
+diffusers' Ulysses attention: the same code path as NCCL ranks on GPUs, minus the device.
+
+- Two ranks give the frames of one process (to float rounding: each rank computes its share of
+  the attention heads with other matrix shapes, so sums round differently; measured 2e-6, held to
+  1e-4, far below one 8-bit level, 1/255), with progress from rank 0 and a cancel that stops every
+  rank at one step and leaves the group usable.
+- Through the engine: the video, its recipe saying "context parallel over 2 ... (Ulysses)", the
+  same watermark id as the one-process video; a one-process run after it ends the ranks.
+- A rank killed mid-run: one GenerationError, no rank left behind.
+- The plan and --dry-run text; auto on a 4-GPU machine; bad input is one error on ``gpus``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from openreel.engine import Engine
+from openreel.errors import Cancelled, GenerationError, SpecError
+from openreel.hardware import Hardware
+from openreel.models.weights import resolve_card, weights_folder
+from openreel.render.encode import read_frames
+from openreel.spec import VideoSpec
+
+CPU = Hardware("cpu", "float32", "CPU", 8.0, 2)
+FOUR_GPUS = Hardware("cuda", "bfloat16", "NVIDIA H100 80GB HBM3", 78.0, 16, devices=4)
+SPEC = VideoSpec(
+    prompt="a paper boat on a rainy street", model="tiny-wan", seconds=1.0, fps=16, width=96, height=64,
+    seed=11, steps=2, gpus=2,
+)  # fmt: skip
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A killed child not yet reaped by its parent is a zombie: gone for every purpose here.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+pytestmark = pytest.mark.slow  # rank processes start (import torch, load the twin) in each
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> dict:
+    """One engine through a whole context-parallel life: one process, two ranks, a cancel, the
+    engine's videos at 2 ranks and at 1 (which ends the ranks)."""
+    root = tmp_path_factory.mktemp("cp")
+    seen: dict = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPENREEL_HOME", str(session_home))  # module-scoped: set before the per-test home
+        engine = Engine(CPU, label=False)
+        runner = engine.runner
+        card = resolve_card("tiny-wan")
+        folder = weights_folder(card)
+        one_plan, two_plan = engine.plan(replace(SPEC, gpus=1)), engine.plan(SPEC)
+        seen["plans"] = (one_plan, two_plan)
+        window = two_plan.windows[0]
+        seen["one"] = runner.run_window(card, folder, one_plan, window, SPEC.seed).final
+        steps: list[tuple] = []
+        seen["two"] = runner.run_window(
+            card, folder, two_plan, window, SPEC.seed, on_step=lambda *s: steps.append(s)
+        ).final
+        seen["steps"], seen["pids"] = steps, runner._group.pids
+        # A cancel: every rank stops at the same step (rank 0's view, broadcast), none reports
+        # progress after it, and the group carries on.
+        after: list[tuple] = []
+        try:
+            runner.run_window(
+                card, folder, two_plan, window, SPEC.seed, on_step=lambda *s: after.append(s),
+                should_cancel=lambda: True,
+            )  # fmt: skip
+        except Cancelled as exc:
+            seen["cancelled"], seen["steps_after_cancel"] = exc, after
+        seen["after_cancel"] = runner.run_window(card, folder, two_plan, window, SPEC.seed).final
+        seen["pids_after_cancel"] = runner._group.pids
+        seen["video2"] = engine.generate(SPEC, root / "two.mp4")
+        seen["pids_after_video"] = runner._group.pids
+        seen["video1"] = engine.generate(replace(SPEC, gpus=1), root / "one.mp4")
+        seen["group_after_one"] = runner._group
+    return seen
+
+
+def test_two_ranks_make_the_frames_of_one_process(made: dict) -> None:
+    one, two = made["one"], made["two"]
+    assert made["plans"][0].context_parallel == 1 and made["plans"][1].context_parallel == 2
+    assert one.shape == two.shape == (17, 64, 96, 3) and one.std() > 0.05
+    np.testing.assert_allclose(two, one, rtol=0, atol=1e-4)
+    # Progress comes from rank 0 only: each step once.
+    assert made["steps"] == [(1, 2, "denoising"), (2, 2, "denoising")]
+    assert len(made["pids"]) == 2 and os.getpid() not in made["pids"]
+
+
+def test_a_cancel_stops_every_rank_and_the_group_goes_on(made: dict) -> None:
+    assert isinstance(made["cancelled"], Cancelled) and made["steps_after_cancel"] == []
+    # The same ranks (no restart) made the next call whole, the same frames as before.
+    assert made["pids_after_cancel"] == made["pids"]
+    np.testing.assert_array_equal(made["after_cancel"], made["two"])
+
+
+def test_the_engine_makes_the_video_on_two_ranks(made: dict) -> None:
+    two, one = made["video2"].outputs[0], made["video1"].outputs[0]
+    assert made["pids_after_video"] == made["pids"]  # the warm ranks made it
+    recipe = json.loads(two.recipe.read_text())
+    assert recipe["plan"]["context_parallel"] == 2
+    assert recipe["plan"]["context_parallel_reason"].startswith(
+        "context parallel over 2 CPU processes (Ulysses)"
+    )
+    # How many ranks made it is not what the video is: the same watermark id as one process's.
+    one_recipe = json.loads(one.recipe.read_text())
+    assert one_recipe["variations"][0]["watermark_id"] == recipe["variations"][0]["watermark_id"]
+    a = np.stack(list(read_frames(two.video))).astype(np.int16)
+    b = np.stack(list(read_frames(one.video))).astype(np.int16)
+    # The frames agree to float rounding, which flips a few 8-bit values by one; the H.264
+    # encoder spreads those flips a little (measured mean 0.013 levels).
+    assert a.shape == b.shape and np.abs(a - b).mean() < 0.1
+
+
+def test_a_one_process_run_ends_the_ranks(made: dict) -> None:
+    assert made["group_after_one"] is None
+    assert not any(_alive(pid) for pid in made["pids"])
+
+
+def test_a_rank_that_dies_is_one_error_and_no_rank_is_left(session_home: Path) -> None:
+    engine = Engine(CPU, label=False)
+    runner = engine.runner
+    card = resolve_card("tiny-wan")
+    plan = engine.plan(replace(SPEC, steps=4))
+    pids: list[int] = []
+
+    def kill_rank_1(done: int, total: int, phase: str) -> None:
+        if not pids:
+            pids.extend(runner._group.pids)
+            os.kill(pids[1], signal.SIGKILL)
+
+    with pytest.raises(GenerationError, match="context-parallel rank 1 of 2 was killed by signal 9"):
+        runner.run_window(card, weights_folder(card), plan, plan.windows[0], 1, on_step=kill_rank_1)
+    assert len(pids) == 2 and not any(_alive(pid) for pid in pids)
+    assert runner._group is None or not runner._group.alive
+    runner.unload()
+
+
+def test_dry_run_says_context_parallel_and_why(session_home: Path) -> None:
+    from typer.testing import CliRunner
+
+    from openreel.cli import app
+
+    result = CliRunner().invoke(
+        app, ["generate", "a boat", "--model", "tiny-wan", "--seconds", "1", "--gpus", "2", "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "parallel context parallel over 2 CPU processes (Ulysses), as asked" in text
+    refused = CliRunner().invoke(
+        app, ["generate", "a boat", "-m", "tiny-cogvideox", "--gpus", "2", "--dry-run"]
+    )
+    assert refused.exit_code != 0
+    assert "tiny-cogvideox (cogvideox) has no context-parallel plan" in " ".join(refused.output.split())
+
+
+def test_auto_spreads_a_large_wan_clip_over_the_gpus() -> None:
+    engine = Engine(FOUR_GPUS)
+    large = engine.plan(
+        VideoSpec(prompt="a harbour", model="wan2.1-t2v-14b", seconds=5, width=1280, height=720)
+    )
+    assert large.context_parallel == 4
+    assert large.context_parallel_reason.startswith("context parallel over 4 GPUs (Ulysses), a large clip")
+    short = engine.plan(
+        VideoSpec(prompt="a harbour", model="wan2.1-t2v-1.3b", seconds=2, width=854, height=480)
+    )
+    assert short.context_parallel == 1 and "too few" in short.context_parallel_reason
+    other = engine.plan(
+        VideoSpec(prompt="a harbour", model="cogvideox-5b", seconds=5, width=1280, height=720)
+    )
+    assert other.context_parallel == 1 and "no context-parallel plan" in other.context_parallel_reason
+    # Off when asked, even where it would help.
+    off = engine.plan(
+        VideoSpec(prompt="a harbour", model="wan2.1-t2v-14b", seconds=5, width=1280, height=720, gpus=1)
+    )
+    assert off.context_parallel == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "gpus", "says"),
+    [
+        ("cogvideox-5b", 2, "has no context-parallel plan in diffusers"),
+        ("wan2.1-vace-1.3b", 2, "VACE transformer has no context-parallel plan"),
+        ("wan2.1-t2v-14b", 8, "this machine has 4 visible GPUs; ask for at most 4"),
+        ("wan2.1-t2v-1.3b", 3, "3 is not a power of two"),
+        ("tiny-wan", 4, "2 attention heads do not split into 4 equal parts; --gpus 2 would"),
+        ("wan2.1-t2v-14b", 0, "gpus must be between 1 and 64"),
+    ],
+)
+def test_gpus_that_cannot_be_met_are_one_error(model: str, gpus: int, says: str) -> None:
+    spec = VideoSpec(prompt="a harbour", model=model, seconds=2, width=854, height=480, gpus=gpus)
+    with pytest.raises(SpecError, match=says) as raised:
+        Engine(FOUR_GPUS).plan(spec)
+    assert raised.value.param == "gpus"
