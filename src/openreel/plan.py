@@ -125,6 +125,9 @@ class Plan:
     long_clip_reason: str = ""
     # Diffusion forcing: the passes its one call makes (each a denoising loop of its own).
     forcing_passes: int = 0
+    # Ranks (GPUs) one call is spread over by context parallelism, and why (render.parallel).
+    context_parallel: int = 1
+    context_parallel_reason: str = ""
 
     def for_window(self, window: Window) -> Plan:
         """This plan as one pipeline call sees it: the window's frames and prompt."""
@@ -133,9 +136,6 @@ class Plan:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    # Ranks (GPUs) one call is spread over by context parallelism, and why (render.parallel).
-    context_parallel: int = 1
-    context_parallel_reason: str = ""
 
 def generation_size(card: ModelCard, out_width: int, out_height: int) -> tuple[int, int]:
     """Width x height the model generates at: the output's aspect ratio, at most the card's native
@@ -501,6 +501,11 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
     upscale = plan_upscale(card, hardware, width, height, passes[0].num_frames, spec.width, spec.height)
     # Memory is planned for one window at the largest size the model itself runs at.
     model_w, model_h = max((width, height), (upscale.width, upscale.height), key=lambda s: s[0] * s[1])
+    from openreel.render.parallel import plan_parallel
+
+    ranks, ranks_reason = plan_parallel(
+        card, hardware, spec.gpus, transformer_tokens(card, model_w, model_h, passes[0].num_frames)
+    )
 
     return Plan(
         model_id=card.id,
@@ -511,11 +516,6 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         width=width,
         height=height,
         num_frames=num_frames,
-    from openreel.render.parallel import plan_parallel
-
-    ranks, ranks_reason = plan_parallel(
-        card, hardware, spec.gpus, transformer_tokens(card, model_w, model_h, passes[0].num_frames)
-    )
         native_fps=card.fps,
         steps=steps,
         guidance=guidance,
@@ -550,6 +550,8 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         long_clip=long_clip,
         long_clip_reason=long_clip_reason,
         forcing_passes=len(passes) if long_clip == "diffusion forcing" else 0,
+        context_parallel=ranks,
+        context_parallel_reason=ranks_reason,
         inputs={
             key: value
             for key, value in (
@@ -561,8 +563,6 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
                 ("curve", spec.curve),
                 ("references", list(spec.references)),
             )
-        context_parallel=ranks,
-        context_parallel_reason=ranks_reason,
             if value
         },
         estimated_seconds=len(seeds)

@@ -51,11 +51,11 @@ class Runner:
         self._pipe: Any = None
         self._refiner: Any = None
         self.loads = 0  # how many times a pipeline was loaded from disk (tests check warmth)
-
         # A context-parallel plan's calls run in a group of rank processes (render.parallel),
         # each with its own Runner; this one then loads nothing itself.
         self._group: Any = None
         self._group_loras: list[dict[str, Any]] = []
+
     def pipeline(self, card: ModelCard, folder: Path, plan: Plan) -> Any:
         key = _LoadedKey(str(folder), "t2v", plan.device, plan.dtype, plan.memory)
         if key == self._key:
@@ -124,6 +124,9 @@ class Runner:
             pipe.to(plan.device)
 
     def unload(self) -> None:
+        if self._group is not None:
+            self._group.close()
+            self._group = None
         if self._pipe is None:
             return
         self._pipe, self._key, self._refiner = None, None, None
@@ -133,9 +136,6 @@ class Runner:
         import torch
 
         if torch.cuda.is_available():
-        if self._group is not None:
-            self._group.close()
-            self._group = None
             torch.cuda.empty_cache()
 
     @contextlib.contextmanager
@@ -147,6 +147,14 @@ class Runner:
         if not loras:
             yield
             return
+        if plan.context_parallel > 1:
+            # Each rank loads them into its own pipeline, for the calls inside.
+            self._group_loras = loras
+            try:
+                yield
+            finally:
+                self._group_loras = []
+            return
         from openreel.models.lora import load_adapters, unload_adapters
 
         pipe = self.pipeline(card, folder, plan)
@@ -156,14 +164,6 @@ class Runner:
         finally:
             unload_adapters(pipe)
 
-        if plan.context_parallel > 1:
-            # Each rank loads them into its own pipeline, for the calls inside.
-            self._group_loras = loras
-            try:
-                yield
-            finally:
-                self._group_loras = []
-            return
     @contextlib.contextmanager
     def _saving(self, latents: LatentsFile | None, window: int) -> Iterator[None]:
         """While the pipeline runs, its VAE's decode calls are saved to ``latents`` first."""
@@ -180,6 +180,8 @@ class Runner:
     @property
     def decode_fallbacks(self) -> list[str]:
         """The decode fallbacks (tiling, slicing, cpu) this pipeline needed so far."""
+        if self._group is not None:
+            return list(self._group.fallbacks)
         guard = getattr(getattr(self._pipe, "vae", None), "_openreel_guard", None)
         return list(guard.fallbacks) if guard is not None else []
 
@@ -189,8 +191,6 @@ class Runner:
 
         from openreel.render.latents import frames_from_decoded
 
-        if self._group is not None:
-            return list(self._group.fallbacks)
         guard = self._pipe.vae._openreel_guard
         with torch.inference_mode():
             return frames_from_decoded(self._pipe, guard.replay(call))
@@ -237,6 +237,11 @@ class Runner:
 
         ``latents``: the variation's latents file. Each decode's inputs are saved there first; a
         window it already holds whole is decoded from it without denoising (a resumed run)."""
+        if plan.context_parallel > 1:
+            return self._in_group(
+                "run_window", card, folder, plan, (window, seed), latents, on_step, should_cancel,
+                tail=tail, end=end, extra=extra, references=references,
+            )  # fmt: skip
         import torch
 
         pipe = self.pipeline(card, folder, plan)
@@ -246,11 +251,6 @@ class Runner:
         if saved is not None:
             decoded = [self.decode_saved(call) for call in saved]
             from openreel.render.audio import Audio
-        if plan.context_parallel > 1:
-            return self._in_group(
-                "run_window", card, folder, plan, (window, seed), latents, on_step, should_cancel,
-                tail=tail, end=end, extra=extra, references=references,
-            )  # fmt: skip
 
             sound = latents.sound(window.index)
             audio = Audio(*sound) if sound is not None else None
@@ -344,15 +344,6 @@ class Runner:
         _check_shape(card, final, (window.num_frames, *size, 3))
         return WindowFrames(native=native, final=final, audio=audio)
 
-    def _video_to_video(
-        self,
-        family: Any,
-        plan: Plan,
-        frames: np.ndarray,
-        size: tuple[int, int],
-        strength: float,
-        generator: Any,
-        callback: _StepReporter,
     def _in_group(
         self,
         method: str,
@@ -377,6 +368,15 @@ class Runner:
             loras=self._group_loras, latents=latents, on_step=on_step, should_cancel=should_cancel,
         )  # fmt: skip
 
+    def _video_to_video(
+        self,
+        family: Any,
+        plan: Plan,
+        frames: np.ndarray,
+        size: tuple[int, int],
+        strength: float,
+        generator: Any,
+        callback: _StepReporter,
     ) -> np.ndarray:
         """Lanczos to ``size``, then a video-to-video pass there re-running ``strength`` of the
         schedule: the 1080p refinement, and remix at the native size."""
@@ -407,6 +407,9 @@ class Runner:
     ) -> np.ndarray:
         """Re-render ``frames`` (the source clip at the plan's native size and frame count) with
         the plan's prompt, re-running ``plan.inputs['strength']`` of the schedule."""
+        if plan.context_parallel > 1:
+            arguments = (frames, seed)
+            return self._in_group("run_remix", card, folder, plan, arguments, latents, on_step, should_cancel)
         import torch
 
         pipe = self.pipeline(card, folder, plan)
@@ -416,9 +419,6 @@ class Runner:
             return self.decode_saved(saved[-1])
         strength = float(plan.inputs["strength"])
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        if plan.context_parallel > 1:
-            arguments = (frames, seed)
-            return self._in_group("run_remix", card, folder, plan, arguments, latents, on_step, should_cancel)
         callback = _StepReporter(plan, on_step, should_cancel)
         with torch.inference_mode(), self._saving(latents, 0):
             if hasattr(family, "REFINE_PIPELINE"):
