@@ -16,6 +16,7 @@ from openreel.errors import SpecError, UnsupportedModeError
 from openreel.hardware import Hardware
 from openreel.models.catalog import ModelCard, all_cards
 from openreel.models.families import family_module
+from openreel.render.caching import plan_cache
 from openreel.spec import MEMORY_MODES, VideoSpec
 from openreel.styles import Style, apply_style
 
@@ -115,8 +116,11 @@ class Plan:
     # Storyboard keyframes after the start: (native frame index, "image" or "video", path).
     keyframes: tuple[tuple[int, str, str], ...] = ()
     quality: str = "standard"
-    # A diffusers cache hook on the transformer ("FirstBlockCache:0.2"), or None.
+    # A diffusers cache hook on the transformer ("FirstBlockCache:0.2", "MagCache:0.06",
+    # "TaylorSeer:3", "MagCache:calibrate"), or None (render.caching chooses it per family).
     cache: str | None = None
+    # The measured per-step curve MagCache runs with, carried so that a recipe replays anywhere.
+    cache_ratios: tuple[float, ...] = ()
     # What the quality changed, in words (the recipe and --dry-run say it).
     quality_note: str = ""
     # How a clip longer than one model call is made ("windows" or "diffusion forcing"; "" when one
@@ -401,9 +405,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
                 param="steps",
             )
         steps = len(distilled)
-    steps, cache, quality_note = plan_quality(card, spec.quality, steps, explicit=bool(spec.steps))
-    if spec.quality == "draft":
-        quality_note = _draft_model_note(card, spec, quality_note)
+    steps, quality_changes = plan_quality(card, spec.quality, steps, explicit=bool(spec.steps))
     if steps < card.min_steps:
         raise SpecError(f"{card.id} needs at least {card.min_steps} steps (got {steps})", param="steps")
     guidance = spec.guidance if spec.guidance is not None else card.default_guidance
@@ -499,6 +501,10 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
     # Variations get consecutive seeds so a recipe names each one and any can be replayed alone.
     seeds = tuple((first_seed + i) % 2**63 for i in range(spec.variations))
     upscale = plan_upscale(card, hardware, width, height, passes[0].num_frames, spec.width, spec.height)
+    # MagCache and TaylorSeer count steps: only where each call runs the schedule once.
+    one_call = upscale.method != "latent" and long_clip != "diffusion forcing"
+    cache = plan_cache(card, spec.quality, steps, one_call=one_call)
+    quality_note = _quality_note(card, spec, [*quality_changes, cache.note])
     # Memory is planned for one window at the largest size the model itself runs at.
     model_w, model_h = max((width, height), (upscale.width, upscale.height), key=lambda s: s[0] * s[1])
     from openreel.render.parallel import plan_parallel
@@ -545,7 +551,8 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
         source_frames=source_frames,
         keyframes=keyframes,
         quality=spec.quality,
-        cache=cache,
+        cache=cache.hook,
+        cache_ratios=cache.ratios,
         quality_note=quality_note,
         long_clip=long_clip,
         long_clip_reason=long_clip_reason,
@@ -581,13 +588,6 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
     )
 
 
-# Families whose transformer blocks diffusers' FirstBlockCache knows (diffusers 0.42.1).
-CACHE_FAMILIES = frozenset({"cogvideox", "hunyuan", "ltx", "mochi", "wan"})
-# Caching on few-step runs collapses quality (diffusers #14025): only above this many steps.
-CACHE_MIN_STEPS = 8
-DRAFT_CACHE = "FirstBlockCache:0.2"
-
-
 def _draft_model_note(card: ModelCard, spec: VideoSpec, note: str) -> str:
     """What draft chose of models: the distilled sibling it runs on, or the one to pull."""
     from openreel.models.turbo import DRAFT_LORA, DRAFT_OF, draft_card, draft_lora
@@ -601,35 +601,32 @@ def _draft_model_note(card: ModelCard, spec: VideoSpec, note: str) -> str:
     return "; ".join([note, *hints])
 
 
-def plan_quality(card: ModelCard, quality: str, steps: int, *, explicit: bool) -> tuple[int, str | None, str]:
-    """(steps, cache hook, what changed) for ``quality``. draft: half the steps (unless asked
-    for a number, or the card is distilled to its schedule) and, above 8 steps, FirstBlockCache
-    on the transformer; final: 1.5x the steps; standard: as the card (or the user) says."""
+def _quality_note(card: ModelCard, spec: VideoSpec, changes: list[str]) -> str:
+    """What the quality changed, in words: "draft: 25 steps instead of 50; MagCache ..." (and, for
+    a draft, the distilled model or LoRA it runs on, or the one that would make it faster)."""
+    changes = [change for change in changes if change]
+    if not changes:
+        return ""
+    note = f"{spec.quality}: " + "; ".join(changes)
+    return _draft_model_note(card, spec, note) if spec.quality == "draft" else note
+
+
+def plan_quality(card: ModelCard, quality: str, steps: int, *, explicit: bool) -> tuple[int, list[str]]:
+    """(steps, what changed) for ``quality``. draft: half the steps (unless asked for a number, or
+    the card is distilled to its schedule); final: 1.5x the steps; standard: as the card (or the
+    user) says. The transformer cache each quality runs is render.caching's choice."""
     distilled = card.options.get("timesteps") is not None
     if quality == "standard":
-        return steps, None, ""
-    changes: list[str] = []
+        return steps, []
     if quality == "final":
         if explicit or distilled:
-            return steps, None, "final: the steps as asked (a distilled schedule or a given count)"
+            return steps, ["the steps as asked (a distilled schedule or a given count)"]
         more = math.ceil(steps * 1.5)
-        return more, None, f"final: {more} steps instead of {steps}"
-    if not (explicit or distilled):
-        fewer = max(card.min_steps, math.ceil(steps / 2))
-        changes.append(f"{fewer} steps instead of {steps}")
-        steps = fewer
-    cache = None
-    if card.family not in CACHE_FAMILIES:
-        changes.append(f"no block cache ({card.family}'s blocks are not registered with diffusers' cache)")
-    elif steps <= CACHE_MIN_STEPS:
-        changes.append(f"no block cache at {steps} steps (caching collapses few-step runs)")
-    else:
-        cache = DRAFT_CACHE
-        changes.append(
-            "FirstBlockCache (threshold 0.2): a step reuses the last residual when the first block "
-            "barely changed"
-        )
-    return steps, cache, "draft: " + "; ".join(changes)
+        return more, [f"{more} steps instead of {steps}"]
+    if explicit or distilled:
+        return steps, []
+    fewer = max(card.min_steps, math.ceil(steps / 2))
+    return fewer, [f"{fewer} steps instead of {steps}"]
 
 
 def plan_memory(

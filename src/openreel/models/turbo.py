@@ -9,7 +9,7 @@
   use it). It is added to the run's LoRAs when the file is in the Hugging Face cache; a draft never
   downloads gigabytes on its own.
 
-Otherwise the draft falls back to fewer steps and the block cache (plan.plan_quality) and says
+Otherwise the draft falls back to fewer steps and the block cache (render.caching.plan_cache) and says
 what to fetch for a faster one.
 """
 

@@ -20,6 +20,7 @@ from openreel.models.anchoring import LatentAnchor
 from openreel.models.catalog import ModelCard
 from openreel.models.families import family_module
 from openreel.plan import MemoryPlan, Plan, Window
+from openreel.render.caching import cached
 
 if TYPE_CHECKING:
     import numpy as np
@@ -300,7 +301,7 @@ class Runner:
                 if plan.upscale.method == "latent":
                     from openreel.models.weights import upsampler_folder
 
-                    with _cached(pipe, plan.cache):
+                    with cached(pipe, plan):
                         final = family.upsample_and_refine(
                             pipe, upsampler_folder(card), call_plan, arguments, step_end
                         )
@@ -308,7 +309,7 @@ class Runner:
                 else:
                     # A family may serve conditioned calls with another pipeline on the same weights.
                     caller = family.pipeline_for(pipe, arguments) if hasattr(family, "pipeline_for") else pipe
-                    with _cached(pipe, plan.cache):
+                    with cached(pipe, plan):
                         output = caller(**arguments, output_type="np", **stepping)
                     native = output.frames[0]
                     audio = _sound(family, pipe, output)
@@ -493,29 +494,6 @@ class _StepReporter:
                 done, total = self.passes_done * total + done, self.plan.forcing_passes * total
             self.on_step(done, total, self.phase)
         return {}
-
-
-@contextlib.contextmanager
-def _cached(pipe: Any, cache: str | None) -> Iterator[None]:
-    """The plan's cache hook on the transformer(s) for one call, removed after it, so a warm
-    pipeline runs the next plan as that plan says."""
-    models = [getattr(pipe, name, None) for name in ("transformer", "transformer_2")]
-    models = [model for model in models if model is not None and hasattr(model, "enable_cache")]
-    if cache is None or not models:
-        yield
-        return
-    from diffusers import FirstBlockCacheConfig
-
-    kind, _, threshold = cache.partition(":")
-    if kind != "FirstBlockCache":
-        raise GenerationError(f"unknown cache hook {cache!r} in the plan")
-    for model in models:
-        model.enable_cache(FirstBlockCacheConfig(threshold=float(threshold)))
-    try:
-        yield
-    finally:
-        for model in models:
-            model.disable_cache()
 
 
 def _step_arguments(pipe: Any, step_end: Callable[..., dict]) -> dict[str, Any]:
