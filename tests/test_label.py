@@ -148,14 +148,36 @@ def test_engine_lays_the_mark_over_the_label(tmp_path: Path) -> None:
     assert darkened > 0.2, darkened
 
 
-def test_labelled_video_carries_mark_and_manifest(made: dict[str, Path]) -> None:
+def test_labelled_video_carries_mark_payload_and_visible_label(made: dict[str, Path]) -> None:
+    """The labelled MP4 as the engine wrote it (label laid, then the mark, then H.264): verify
+    finds the mark and reads back the payload this run put in (the recipe's watermark id) on the
+    tiny model's small, noisy frames; the decoded frames show the label's white text over its
+    dark box, where the plain video has neither; the manifest says so."""
+    from openreel.provenance import installation_id, make_payload
+
     report = verify(made["labelled"])
-    # Present for anyone; the payload of this tiny model's small noisy clip reads at the margin
-    # with or without a label (bits ~96% right), so the payload is checked above on real content.
-    assert report.watermark.found
+    recipe = json.loads(made["labelled"].with_suffix(".json").read_text())
+    assert report.watermark.found and report.watermark.authentic
+    mark = recipe["variations"][0]["watermark_id"]
+    assert report.watermark.payload == make_payload(installation_id(), mark)
+    assert "made by this installation" in report.summary
     assert report.manifest.valid
     assert report.manifest.claims["visible_label"] == Label().to_dict()
     assert report.manifest.claims.get("soft_binding")
+    # Where the label is (mostly) text, and where it is only its translucent box: on mid-grey the
+    # text is near white and the box alone darkens a pixel to about half.
+    grey = np.full((SPEC.height, SPEC.width, 3), 128, np.uint8)
+    (on_grey,) = label_frames([grey], Label())
+    text = on_grey.mean(axis=2) > 200
+    box = on_grey.mean(axis=2) < 100
+    assert text.sum() > 100 and box.sum() > 500
+    for name, visible in (("labelled", True), ("plain", False)):
+        luma = _frames(made[name]).mean(axis=3)  # frames x height x width
+        contrast = luma[:, text].mean(axis=1) - luma[:, box].mean(axis=1)  # per frame
+        if visible:
+            assert contrast.min() > 100, contrast
+        else:
+            assert np.abs(contrast).max() < 30, contrast
 
 
 def test_recipe_records_the_label(made: dict[str, Path]) -> None:
