@@ -238,3 +238,47 @@ def test_diffusion_forcing_progress_counts_on_through_its_passes(tmp_path):
     assert [update.step for update in denoising] == [1, 2, 3, 4]
     fractions = [update.fraction for update in seen]
     assert fractions == sorted(fractions)
+
+
+def test_a_hunyuanvideo_15_i2v_draft_runs_the_step_distilled_checkpoint(image, tmp_path, monkeypatch):
+    """Draft of HunyuanVideo 1.5 I2V runs its step-distilled sibling (a twin's is the sibling's
+    twin): the sibling's steps kept (it is already the fast path), no classifier-free guidance (one
+    transformer pass a step) and MeanFlow's second timestep reaching the transformer each step."""
+    from diffusers import HunyuanVideo15Transformer3DModel
+
+    passes: list[bool] = []
+    forward = HunyuanVideo15Transformer3DModel.forward
+
+    def recording(self, *args, **kwargs):
+        passes.append(kwargs.get("timestep_r") is not None)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(HunyuanVideo15Transformer3DModel, "forward", recording)
+    out = tmp_path / "draft.mp4"
+    run(
+        "generate", "a kite over the sea", "--model", "tiny-hunyuanvideo-1.5-i2v", "--image", image,
+        "--seconds", "1", "--size", "96x64", "--quality", "draft", "--output", str(out), "-q",
+    )  # fmt: skip
+    recipe = json.loads(out.with_suffix(".json").read_text())
+    assert recipe["plan"]["model_id"] == "tiny-hunyuanvideo-1.5-i2v-480p-step-distilled"
+    assert "the distilled checkpoint of tiny-hunyuanvideo-1.5-i2v" in recipe["plan"]["quality_note"]
+    steps = get_card("tiny-hunyuanvideo-1.5-i2v-480p-step-distilled").default_steps
+    assert recipe["plan"]["steps"] == steps and recipe["plan"]["guidance"] == 1.0
+    assert passes == [True] * steps
+    # The real card: without its weights here, the draft stays and says what to pull.
+    dry = run(
+        "generate",
+        "a kite",
+        "--model",
+        "hunyuanvideo-1.5-i2v",
+        "--image",
+        image,
+        "--quality",
+        "draft",
+        "--dry-run",
+    )
+    assert "openreel models pull hunyuanvideo-1.5-i2v-480p-step-distilled" in " ".join(dry.split())
+    # Asked of the step-distilled card itself, a draft keeps its 8 steps (not 4).
+    model = ("--model", "hunyuanvideo-1.5-i2v-480p-step-distilled")
+    dry = run("generate", "a kite", *model, "--image", image, "--quality", "draft", "--dry-run")
+    assert "steps / guidance 8 / 1" in " ".join(dry.split())

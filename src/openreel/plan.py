@@ -615,7 +615,9 @@ def plan_quality(card: ModelCard, quality: str, steps: int, *, explicit: bool) -
     """(steps, what changed) for ``quality``. draft: half the steps (unless asked for a number, or
     the card is distilled to its schedule); final: 1.5x the steps; standard: as the card (or the
     user) says. The transformer cache each quality runs is render.caching's choice."""
-    distilled = card.options.get("timesteps") is not None
+    # Distilled to a fixed schedule (LTX-Video 13B distilled) or to few steps (HunyuanVideo 1.5's
+    # step-distilled checkpoint): already the fast path, so a draft keeps the card's steps.
+    distilled = card.options.get("timesteps") is not None or bool(card.options.get("step_distilled"))
     if quality == "standard":
         return steps, []
     if quality == "final":
