@@ -13,6 +13,15 @@ these tiny jobs, which would be a thread-count comparison, not a queue one.
 
     python bench/cluster.py [--jobs 16] [--workers 1 2 4] [--model tiny-wan] [--steps 2] [--frames 9]
                             [--database-url postgresql://...]   (default: SQLite in a temp folder)
+                            [--cp-only | --no-cp] [--cp-model wan2.1-t2v-1.3b] [--cp-ranks N]
+
+Context parallelism (issue 13; render.parallel): on a machine with 2 or more CUDA GPUs, seconds
+per denoising step of a full-size Wan transformer (the card's reference configuration, random
+weights, bf16) at the card's native size and length, in 1 process and over N ranks (NCCL,
+Ulysses), the speed-up, and how far rank 0's output is from the one-process output. A step here
+is one transformer call (classifier-free guidance makes two per step in a real run). Elsewhere the
+GPU row says why it is skipped, and the tiny twin runs the same code on CPU ranks (gloo) as a
+measured row: the same output, and no speed-up expected on shared cores.
 """
 
 from __future__ import annotations
@@ -92,6 +101,154 @@ def measure(executor: Any, store: Any, args: argparse.Namespace, warm: int) -> d
     }
 
 
+# --- context parallelism ------------------------------------------------------------------------
+
+
+def cp_inputs(job: dict[str, Any], device: Any, dtype: Any) -> dict:
+    """A denoising step's transformer inputs at this size, the same on every rank (seeded)."""
+    import torch
+
+    config, scale = job["config"], job["vae_scale"]
+    generator = torch.Generator("cpu").manual_seed(1)
+    frames = (job["frames"] - 1) // 4 + 1
+    latent = (1, config["in_channels"], frames, job["height"] // scale, job["width"] // scale)
+    text = (1, 512 if config["text_dim"] >= 1024 else 16, config["text_dim"])
+    return {
+        "hidden_states": torch.randn(latent, generator=generator).to(device, dtype),
+        "encoder_hidden_states": torch.randn(text, generator=generator).to(device, dtype),
+        "timestep": torch.tensor([500], device=device),
+        "return_dict": False,
+    }
+
+
+def cp_rank(rank: int, world: int, port: int, job: dict[str, Any], results: Any) -> None:
+    """One rank: build the transformer with seeded random weights, enable Ulysses over ``world``
+    ranks (none for 1), time ``steps`` calls after one warm-up; rank 0 reports."""
+    import torch
+    import torch.distributed as dist
+    from diffusers import WanTransformer3DModel
+
+    from openreel.render.parallel import enable_context_parallel
+
+    cuda = job["device"] == "cuda"
+    if cuda:
+        torch.cuda.set_device(rank)
+    else:
+        torch.set_num_threads(1)  # one thread a rank, as every worker here (see the top)
+    device = torch.device("cuda", rank) if cuda else torch.device("cpu")
+    dtype = getattr(torch, job["dtype"])
+    if world > 1:
+        backend = "nccl" if cuda else "gloo"
+        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        with torch.device(device):
+            model = WanTransformer3DModel.from_config(job["config"]).to(dtype).eval()
+        if world > 1:
+            from types import SimpleNamespace
+
+            enable_context_parallel(SimpleNamespace(transformer=model), world, job["device"])
+        inputs = cp_inputs(job, device, dtype)
+        with torch.inference_mode():
+            output = model(**inputs)[0]
+            times = []
+            for _ in range(job["steps"]):
+                if cuda:
+                    torch.cuda.synchronize()
+                if world > 1:
+                    dist.barrier()
+                began = time.perf_counter()
+                output = model(**inputs)[0]
+                if cuda:
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - began)
+        if rank == 0:
+            # A NumPy copy, not a tensor: a shared tensor's memory goes with this process.
+            results.put((statistics.median(times), output.float().cpu().numpy()))
+    except BaseException as exc:  # the parent prints it and stops every rank
+        results.put((None, f"rank {rank}: {type(exc).__name__}: {exc}"))
+        raise
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+def cp_run(world: int, job: dict[str, Any]) -> tuple[float, Any]:
+    """Seconds per call and rank 0's output, ``world`` rank processes."""
+    import torch.multiprocessing as mp
+
+    from openreel.render.parallel import free_port
+
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    port = free_port()
+    ranks = [context.Process(target=cp_rank, args=(r, world, port, job, results)) for r in range(world)]
+    for process in ranks:
+        process.start()
+    try:
+        seconds, output = results.get(timeout=1800)
+    finally:
+        for process in ranks:
+            process.join(60)
+            if process.is_alive():
+                process.kill()
+    if seconds is None:
+        raise SystemExit(f"context-parallel bench failed: {output}")
+    return seconds, output
+
+
+def cp_row(name: str, world: int, job: dict[str, Any]) -> None:
+    one, reference = cp_run(1, job)
+    many, output = cp_run(world, job)
+    difference = float(abs(output - reference).max())
+    scale = float(abs(reference).mean())
+    print(
+        f"{name:<44} {one:9.3f}s {many:9.3f}s {one / many:8.2f}x   max |diff| {difference:.2e} "
+        f"(mean |out| {scale:.2e})"
+    )
+
+
+def context_parallel(args: argparse.Namespace) -> None:
+    import json
+
+    import torch
+
+    from openreel.models.catalog import get_card
+    from openreel.models.reference import load_reference
+    from openreel.models.weights import ensure_tiny
+    from openreel.plan import transformer_tokens
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    print(f"\n{'context parallel (Ulysses), s per call':<44} {'1 rank':>10} {'N ranks':>10} {'speed-up':>9}")
+    card = get_card(args.cp_model)
+    tokens = transformer_tokens(card, card.native_width, card.native_height, card.max_frames)
+    if gpus >= 2:
+        world = args.cp_ranks or max(n for n in (2, 4, 8) if n <= gpus)
+        config = load_reference(card.id)["components"]["transformer"]["config"]
+        job = {
+            "config": config, "device": "cuda", "dtype": "bfloat16", "steps": args.cp_steps,
+            "frames": card.max_frames, "height": card.native_height, "width": card.native_width,
+            "vae_scale": card.size_multiple // 2,  # the size multiple is the VAE's times the 2x2 patch
+        }  # fmt: skip
+        label = f"{card.id} {card.native_width}x{card.native_height}x{card.max_frames}, {world} GPUs"
+        print(f"  ({tokens} tokens per call; {torch.cuda.get_device_name(0)})")
+        cp_row(label, world, job)
+    else:
+        print(
+            f"{card.id} on GPUs: skipped: {gpus} CUDA GPU{'s' if gpus != 1 else ''} here, "
+            "context parallelism needs 2 or more"
+        )
+    twin = get_card("tiny-wan")
+    folder = ensure_tiny(twin)
+    config = json.loads((folder / "transformer" / "config.json").read_text())
+    config = {key: value for key, value in config.items() if not key.startswith("_")}
+    job = {
+        "config": config, "device": "cpu", "dtype": "float32", "steps": args.cp_steps,
+        "frames": 17, "height": 64, "width": 96, "vae_scale": twin.size_multiple // 2,
+    }  # fmt: skip
+    cp_row("tiny-wan 96x64x17, 2 CPU ranks x 1 thread", 2, job)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=16)
@@ -100,7 +257,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--frames", type=int, default=9)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--cp-only", action="store_true", help="only the context-parallel rows")
+    parser.add_argument("--no-cp", action="store_true", help="no context-parallel rows")
+    parser.add_argument("--cp-model", default="wan2.1-t2v-1.3b", help="a Wan card: its full-size transformer")
+    parser.add_argument("--cp-ranks", type=int, default=None, help="GPUs (default: the most of 2, 4, 8 here)")
+    parser.add_argument("--cp-steps", type=int, default=3, help="timed transformer calls per configuration")
     args = parser.parse_args()
+    if args.cp_only:
+        os.environ.setdefault("OPENREEL_HOME", tempfile.mkdtemp(prefix="openreel-bench-cp-"))
+        context_parallel(args)
+        return
 
     from openreel.jobs.cluster_local import LocalRayCluster
     from openreel.jobs.executor import LocalExecutor
@@ -155,6 +321,8 @@ def main() -> None:
             f"{name:<20} {row['jobs_per_s']:8.2f} {row['jobs_per_s'] / base['jobs_per_s']:8.2f} "
             f"{row['p50']:9.2f}s {row['p99']:9.2f}s {row['workers_used']:8d}"
         )
+    if not args.no_cp:
+        context_parallel(args)
 
 
 if __name__ == "__main__":

@@ -166,7 +166,7 @@ def test_dry_run_says_context_parallel_and_why(session_home: Path) -> None:
         app, ["generate", "a boat", "-m", "tiny-cogvideox", "--gpus", "2", "--dry-run"]
     )
     assert refused.exit_code != 0
-    assert "tiny-cogvideox (cogvideox) has no context-parallel plan" in " ".join(refused.output.split())
+    assert "tiny-cogvideox (cogvideox) cannot run context parallel" in " ".join(refused.output.split())
 
 
 def test_auto_spreads_a_large_wan_clip_over_the_gpus() -> None:
@@ -183,7 +183,7 @@ def test_auto_spreads_a_large_wan_clip_over_the_gpus() -> None:
     other = engine.plan(
         VideoSpec(prompt="a harbour", model="cogvideox-5b", seconds=5, width=1280, height=720)
     )
-    assert other.context_parallel == 1 and "no context-parallel plan" in other.context_parallel_reason
+    assert other.context_parallel == 1 and "cannot run context parallel" in other.context_parallel_reason
     # Off when asked, even where it would help.
     off = engine.plan(
         VideoSpec(prompt="a harbour", model="wan2.1-t2v-14b", seconds=5, width=1280, height=720, gpus=1)
@@ -194,8 +194,9 @@ def test_auto_spreads_a_large_wan_clip_over_the_gpus() -> None:
 @pytest.mark.parametrize(
     ("model", "gpus", "says"),
     [
-        ("cogvideox-5b", 2, "has no context-parallel plan in diffusers"),
-        ("wan2.1-vace-1.3b", 2, "VACE transformer has no context-parallel plan"),
+        ("cogvideox-5b", 2, r"cogvideox-5b \(cogvideox\) cannot run context parallel"),
+        ("ltx-video-2b", 2, r"ltx-video-2b \(ltx\) cannot run context parallel"),
+        ("wan2.1-vace-1.3b", 2, "VACE transformer cannot run context parallel"),
         ("wan2.1-t2v-14b", 8, "this machine has 4 visible GPUs; ask for at most 4"),
         ("wan2.1-t2v-1.3b", 3, "3 is not a power of two"),
         ("tiny-wan", 4, "2 attention heads do not split into 4 equal parts; --gpus 2 would"),
@@ -207,3 +208,54 @@ def test_gpus_that_cannot_be_met_are_one_error(model: str, gpus: int, says: str)
     with pytest.raises(SpecError, match=says) as raised:
         Engine(FOUR_GPUS).plan(spec)
     assert raised.value.param == "gpus"
+
+
+def test_a_ray_cluster_refuses_more_gpus_than_a_worker_has(tmp_path: Path) -> None:
+    from openreel.jobs.ray_executor import RayExecutor
+    from openreel.jobs.store import JobStore
+
+    executor = RayExecutor(
+        JobStore(f"sqlite:///{tmp_path / 'queue.db'}"), gpus_per_worker=2, outputs_dir=tmp_path
+    )
+    spec = VideoSpec(prompt="a harbour", model="wan2.1-t2v-14b", seconds=2, width=1280, height=720, gpus=4)
+    with pytest.raises(
+        SpecError, match="each worker of this cluster has 2 GPUs; ask for at most 2"
+    ) as raised:
+        executor.check(spec)
+    assert raised.value.param == "gpus"
+    assert executor.check(replace(spec, gpus=2)).gpus == 2
+
+
+@pytest.mark.ray
+def test_a_wide_ray_worker_is_placed_with_all_its_gpus_on_one_node() -> None:
+    """A head that says it has 2 GPUs (Ray sets CUDA_VISIBLE_DEVICES from its own count)."""
+    import ray
+
+    from openreel.jobs.cluster_local import LocalRayCluster
+    from openreel.jobs.ray_executor import ClusterUnavailableError, RayExecutor
+
+    class TwoGpuHead(LocalRayCluster):
+        def command(self) -> list[str]:
+            return [arg if arg != "--num-gpus=0" else "--num-gpus=2" for arg in super().command()]
+
+    with TwoGpuHead(num_cpus=2) as head:
+        ray.init(address=head.address, logging_level="WARNING")
+        try:
+            executor = RayExecutor.__new__(RayExecutor)  # only its placement, no queue
+            executor.gpus_per_worker, executor.ready_timeout_s = 2, 5.0
+            executor.placement_groups, executor.actor_options = [], None
+            options = executor._options_for(0, 2)
+
+            @ray.remote
+            def visible() -> tuple[list, str | None]:
+                return ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+            gpu_ids, cuda_visible = ray.get(visible.options(**options).remote())
+            assert sorted(map(int, gpu_ids)) == [0, 1] and cuda_visible == "0,1"
+            (table,) = ray.util.placement_group_table().values()
+            assert table["strategy"] == "STRICT_PACK" and table["bundles"] == {0: {"GPU": 2.0, "CPU": 1.0}}
+            # A second 2-GPU worker has no node to go to: one sentence, not a wait.
+            with pytest.raises(ClusterUnavailableError, match="worker 1 needs 2 free GPUs on one node"):
+                executor._options_for(1, 2)
+        finally:
+            ray.shutdown()

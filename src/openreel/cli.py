@@ -392,8 +392,8 @@ def generate(
     gpus: Annotated[
         int | None,
         typer.Option(
-            help="Spread the run over N GPUs of this machine (context parallelism: Wan, LTX-Video, "
-            "LTX-2); 1 turns it off. By default a large clip uses every GPU that helps.",
+            help="Spread the run over N GPUs of this machine (context parallelism, Wan models); "
+            "1 turns it off. By default a large clip uses every GPU that helps.",
             show_default=False,
         ),
     ] = None,

@@ -88,7 +88,8 @@ def default_check_engine_factory() -> EngineLike:
     from openreel.engine import Engine
     from openreel.hardware import Hardware
 
-    return Engine(hardware=Hardware("cpu", "float32", "request check", float("inf"), 1))
+    # As many devices as a request may ask (gpus): the worker that runs it checks its own count.
+    return Engine(hardware=Hardware("cpu", "float32", "request check", float("inf"), 1, devices=64))
 
 
 def job_seed(job_id: str) -> int:

@@ -10,6 +10,12 @@ started again) and the cluster's view for ``openreel cluster status``.
 Every worker writes to ``outputs_dir`` and reads the same weights folders: on several machines
 that folder is shared storage (NFS and the like), and the database is PostgreSQL.
 
+A worker may hold several GPUs of one machine (``gpus_per_worker``): its actor is placed in a
+placement group of its own, one bundle of N GPUs (STRICT_PACK: one node), so the actor and the
+context-parallel ranks it starts for one job (render.parallel) see all N. One bundle rather than N
+single-GPU bundles because an actor lives in one bundle and sees only that bundle's GPUs. A job
+asking more GPUs than a worker has is refused when it is queued, never left waiting.
+
 Ray is imported when the executor starts, never at ``import openreel`` or server start-up.
 """
 
@@ -21,9 +27,10 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from openreel.errors import OpenreelError
+from openreel.errors import OpenreelError, SpecError
 from openreel.jobs.executor import LocalExecutor
 from openreel.jobs.store import IN_PROGRESS, JobStore
+from openreel.spec import VideoSpec
 
 log = logging.getLogger("openreel.ray")
 
@@ -142,11 +149,18 @@ class RayExecutor(LocalExecutor):
         actor_options: dict[str, Any] | list[dict[str, Any]] | None = None,
         memory_gib: float | None = None,
         device: str | None = None,
+        gpus_per_worker: int = 1,
         ready_timeout_s: float = 300.0,
         **options: Any,
     ):
         options["workers"] = 0
         super().__init__(store, **options)
+        if gpus_per_worker < 1:
+            raise ClusterUnavailableError(
+                f"gpus_per_worker must be 1 or more (got {gpus_per_worker})", param="ray_gpus_per_worker"
+            )
+        self.gpus_per_worker = gpus_per_worker
+        self.placement_groups: list[Any] = []
         self.address = address
         self.ray_workers = workers
         self.actor_options = actor_options
@@ -169,10 +183,20 @@ class RayExecutor(LocalExecutor):
             )
         super().start()  # recovery and the sweep, here
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        count = self.ray_workers if self.ray_workers is not None else (gpus or len(nodes) or 1)
+        if self.gpus_per_worker > max(gpus, 1):
+            raise ClusterUnavailableError(
+                f"each worker is to hold {self.gpus_per_worker} GPUs, and the cluster has {gpus}",
+                param="ray_gpus_per_worker",
+            )
+        wide = gpus // self.gpus_per_worker
+        count = self.ray_workers if self.ray_workers is not None else (wide or len(nodes) or 1)
         remote = ray.remote(WorkerActor)
         for index in range(count):
-            options = self._options_for(index, gpus)
+            try:
+                options = self._options_for(index, gpus)
+            except ClusterUnavailableError:
+                self.stop()  # the workers placed so far go too: none is left half-started
+                raise
             config = {
                 "database_url": self.store.url,
                 "outputs_dir": str(self.outputs_dir),
@@ -219,7 +243,44 @@ class RayExecutor(LocalExecutor):
             return dict(self.actor_options[index % len(self.actor_options)])
         if self.actor_options is not None:
             return dict(self.actor_options)
+        if self.gpus_per_worker > 1:
+            return self._wide_options(index)
         return {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}
+
+    def _wide_options(self, index: int) -> dict[str, Any]:
+        """A placement group of one bundle of ``gpus_per_worker`` GPUs on one node, the actor in it."""
+        import ray
+        from ray.util.placement_group import placement_group, remove_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        n = self.gpus_per_worker
+        group = placement_group(
+            [{"GPU": n, "CPU": 1}], strategy="STRICT_PACK", name=f"openreel-worker-{index}"
+        )
+        try:
+            ray.get(group.ready(), timeout=self.ready_timeout_s)
+        except Exception:
+            remove_placement_group(group)
+            raise ClusterUnavailableError(
+                f"worker {index} needs {n} free GPUs on one node and the cluster has no such node now "
+                "(see `ray status`); ask for fewer workers or fewer GPUs per worker",
+                param="ray_gpus_per_worker",
+            ) from None
+        self.placement_groups.append(group)
+        strategy = PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=0)
+        return {"num_gpus": n, "num_cpus": 1, "scheduling_strategy": strategy}
+
+    def check(self, spec: VideoSpec) -> VideoSpec:
+        """As on one machine, and the GPUs a request asks fit a worker of this cluster."""
+        resolved = super().check(spec)
+        if resolved.gpus is not None and resolved.gpus > self.gpus_per_worker:
+            raise SpecError(
+                f"gpus {resolved.gpus}: each worker of this cluster has {self.gpus_per_worker} GPU"
+                f"{'s' if self.gpus_per_worker > 1 else ''}; ask for at most {self.gpus_per_worker}, or "
+                f"start the server with --ray-gpus-per-worker {resolved.gpus}",
+                param="gpus",
+            )
+        return resolved
 
     def stop(self, timeout: float = 30.0) -> None:
         import ray
@@ -233,6 +294,12 @@ class RayExecutor(LocalExecutor):
             for actor in self.actors:
                 ray.kill(actor, no_restart=True)
             self.actors.clear()
+        if self.placement_groups:
+            from ray.util.placement_group import remove_placement_group
+
+            for group in self.placement_groups:
+                remove_placement_group(group)
+            self.placement_groups.clear()
         super().stop(timeout)
         if self._connected_here and ray.is_initialized():
             ray.shutdown()

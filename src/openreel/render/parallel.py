@@ -1,10 +1,10 @@
 """Context parallelism: one generation spread over N ranks (processes) of one machine.
 
-For the families whose diffusers transformers carry a context-parallel plan (``_cp_plan``: Wan,
-LTX-Video, LTX-2), every rank holds the whole model and the transformer splits each call's
-sequence of video tokens over the ranks; Ulysses attention swaps heads for sequence with one
-all-to-all per attention, so N GPUs make one long or large clip about N times faster (the VAE
-and the text encoder are not split: each rank runs them whole).
+For the families whose diffusers transformers run with a context-parallel plan (``_cp_plan``: Wan;
+CP_TRANSFORMERS says why not LTX-Video yet), every rank holds the whole model and the transformer
+splits each call's sequence of video tokens over the ranks; Ulysses attention swaps heads for
+sequence with one all-to-all per attention, so N GPUs make one long or large clip up to N times
+faster (the VAE and the text encoder are not split: each rank runs them whole).
 
     planning (torch-free, for plan.py and --dry-run):  plan_parallel, supports
     running (runner.py hands a call here):               ParallelGroup
@@ -47,12 +47,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Families whose transformers have a context-parallel plan in diffusers 0.42.1, by class.
-CP_TRANSFORMERS = {
-    "wan": "WanTransformer3DModel",
-    "ltx": "LTXVideoTransformer3DModel",
-    "ltx2": "LTX2VideoTransformer3DModel",
-}
+# Families whose transformers run context parallel in diffusers 0.42.1, by class. LTX-Video's and
+# LTX-2's transformers have a _cp_plan too, but their text attention mask keeps every head while
+# Ulysses leaves each rank heads / N: scaled_dot_product_attention fails ("size of tensor a (2)
+# must match the size of tensor b (4) at non-singleton dimension 1", measured with 2 gloo ranks).
+CP_TRANSFORMERS = {"wan": "WanTransformer3DModel"}
 # Below this many transformer tokens per call, splitting the sequence costs more in all-to-alls
 # than it saves (a 480p 5 s Wan clip is ~32k tokens; 720p 5 s ~76k): auto leaves it off.
 AUTO_MIN_TOKENS = 30_000
@@ -67,11 +66,10 @@ def supports(card: ModelCard) -> str | None:
     """None when ``card`` can run context parallel, else why not (a sentence)."""
     if card.family not in CP_TRANSFORMERS:
         families = ", ".join(sorted(CP_TRANSFORMERS))
-        plan = "has no context-parallel plan in diffusers"
-        return f"{card.id} ({card.family}) {plan} (families that have one: {families})"
+        return f"{card.id} ({card.family}) cannot run context parallel in diffusers (only {families} can)"
     if card.options.get("conditioning") == "video":
         # Wan VACE's transformer (WanVACETransformer3DModel) has no _cp_plan in diffusers 0.42.1.
-        return f"{card.id}'s VACE transformer has no context-parallel plan in diffusers"
+        return f"{card.id}'s VACE transformer cannot run context parallel in diffusers (it has no plan)"
     return None
 
 
@@ -103,14 +101,17 @@ def _limit(hardware: Hardware) -> tuple[int, str]:
         return hardware.devices, f"{hardware.devices} visible GPU{'s' if hardware.devices != 1 else ''}"
     if hardware.device == "cpu":
         # CPU ranks (gloo) share the cores: the same frames, no speed-up; useful to check a setup.
-        return max(2, hardware.cpu_threads), f"{max(2, hardware.cpu_threads)} CPU threads"
+        # (The server's request check plans on a notional CPU with as many devices as asked.)
+        most = max(2, hardware.cpu_threads, hardware.devices)
+        return most, f"{most} CPU threads"
     return 1, f"one {hardware.device} device"
 
 
 def _blocker(degree: int, heads: int | None, tokens: int) -> str | None:
     """Why ``degree`` ranks cannot split this transformer's calls evenly, or None."""
     if degree & (degree - 1):
-        # LTX-Video also splits its text tokens (128, a power of two) over the ranks.
+        # Even splits of heads and tokens at every usual size (and LTX's 128 text tokens, should it
+        # join CP_TRANSFORMERS).
         return f"{degree} is not a power of two (2, 4, 8)"
     if heads is not None and heads % degree:
         return f"the transformer's {heads} attention heads do not split into {degree} equal parts"

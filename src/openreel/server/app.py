@@ -114,6 +114,7 @@ def make_executor(
             address=settings.ray_address,
             workers=settings.ray_workers,
             memory_gib=settings.ray_worker_memory_gib,
+            gpus_per_worker=settings.ray_gpus_per_worker,
             **options,
         )
     return LocalExecutor(store, workers=settings.workers, engine_factory=engine_factory, **options)

@@ -89,6 +89,11 @@ def serve_command(
     ray_workers: int | None = typer.Option(
         None, "--ray-workers", help="Ray workers to start (default: one per GPU, else one per node)."
     ),
+    ray_gpus_per_worker: int = typer.Option(
+        1,
+        "--ray-gpus-per-worker",
+        help="GPUs of one machine each Ray worker holds; a job spreads over them (Wan, context parallel).",
+    ),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Serve the OpenAI Videos API (point the openai SDK's base_url at http://HOST:PORT/v1)."""
@@ -122,6 +127,7 @@ def serve_command(
         executor=executor,
         ray_address=ray_address,
         ray_workers=ray_workers,
+        ray_gpus_per_worker=ray_gpus_per_worker,
     )
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -135,7 +135,7 @@ Quality = Annotated[
 ]
 # GPUs one job spreads over (context parallelism on the worker's machine); 1 = off.
 Gpus = Annotated[
-    Int | None, Field(ge=1, le=64, description="GPUs the run spreads over (Wan, LTX-Video); 1: off.")
+    Int | None, Field(ge=1, le=64, description="GPUs the run spreads over (Wan models); 1: off.")
 ]
 Memory = Annotated[
     Literal["auto", "fast", "low"] | None,

@@ -99,6 +99,9 @@ class Settings(BaseModel):
     ray_workers: int | None = Field(None, ge=1, le=1024)
     # Each Ray worker's device memory as placement counts it; None: what the device has free.
     ray_worker_memory_gib: float | None = Field(None, gt=0)
+    # GPUs each Ray worker holds (one node, a placement group): a job spreads over them by
+    # context parallelism (render.parallel); requests asking more are refused at the door.
+    ray_gpus_per_worker: int = Field(1, ge=1, le=64)
     # How long POST /v1/images/generations waits for its still before answering 504.
     image_wait_s: float = Field(600.0, gt=0)
     poll_min_ms: int = Field(250, ge=1)
