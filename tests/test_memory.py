@@ -24,6 +24,13 @@ RTX_4090 = Hardware("cuda", "bfloat16", "NVIDIA GeForce RTX 4090", 23.0, 16)
 LAPTOP = Hardware("cuda", "bfloat16", "NVIDIA laptop GPU", 6.0, 8)
 
 
+@pytest.fixture
+def no_torchao(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plans as where torchao is not installed: offloading and float8 alone (int8 weight-only
+    quantization, which low takes where torchao is, is tests/test_quantize.py's)."""
+    monkeypatch.setattr("openreel.render.quantize.available", lambda: False)
+
+
 def memory_of(hardware: Hardware, model: str, mode: str = "auto"):
     spec = VideoSpec("a boat on a lake", model=model, memory=mode, seconds=5, width=1280, height=720)
     return Engine(hardware).plan(spec).memory
@@ -40,7 +47,7 @@ def test_auto_keeps_a_model_that_fits_whole_and_offloads_one_that_does_not() -> 
     assert memory_of(LAPTOP, "wan2.1-t2v-14b").offload_type == "leaf_level"
 
 
-def test_fast_is_refused_where_the_model_does_not_fit_and_low_uses_every_saving() -> None:
+def test_fast_is_refused_where_the_model_does_not_fit_and_low_uses_every_saving(no_torchao: None) -> None:
     with pytest.raises(SpecError) as refused:
         memory_of(RTX_4090, "wan2.1-t2v-14b", "fast")
     assert "--memory fast" in refused.value.message and "--memory auto" in refused.value.message
@@ -59,7 +66,7 @@ def test_dry_run_says_what_memory_mode_chose_and_an_unknown_mode_is_one_error() 
 
 
 def test_low_memory_on_a_cpu_offloads_the_weights_to_disk_and_makes_the_same_video(
-    tmp_path: Path, openreel_home: Path
+    tmp_path: Path, openreel_home: Path, no_torchao: None
 ) -> None:
     args = ["--model", "tiny-wan", "--seconds", "1", "--size", "96x64", "--steps", "2", "--seed", "4", "-q"]
     made = {}

@@ -5,3 +5,8 @@ video is actually made, so the CLI and the server start fast.
 """
 
 __version__ = "0.1.0"
+
+# torchao (openreel[quant]) logs harmless warnings when diffusers imports it; set before any import.
+from openreel.render.quantize import quiet_backend_logs as _quiet_backend_logs  # noqa: E402
+
+_quiet_backend_logs()

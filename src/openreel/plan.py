@@ -36,6 +36,10 @@ class MemoryPlan:
     offload_to_disk: bool = False  # offloaded weights on disk, not in system memory
     # Denoiser weights stored in float8 and upcast layer by layer for compute (lossy, small).
     layerwise_fp8: bool = False
+    # Components whose Linear weights are stored in int8 (torchao weight-only, quantized while
+    # loading): the transformer(s), and a text encoder larger than the denoiser. A module is
+    # quantized or cast to float8 layer by layer, never both.
+    quantize: tuple[str, ...] = ()
     reason: str = "fits in memory"
 
 
@@ -631,6 +635,49 @@ def plan_quality(card: ModelCard, quality: str, steps: int, *, explicit: bool) -
     return fewer, [f"{fewer} steps instead of {steps}"]
 
 
+# Of a component's parameters, the share in nn.Linear weights (what int8 weight-only stores in a
+# byte), measured on meta-device builds of the references: diffusion transformers >= 0.999, text
+# encoders 0.815 (Wan's UMT5: its 256k-token embedding stays) to 0.999 (LTX-2's Gemma).
+_LINEAR_SHARE = {"transformer": 1.0, "text_encoder": 0.8}
+
+
+@dataclass(frozen=True)
+class Int8Choice:
+    """What int8 weight-only quantization would take on a card, and what it saves."""
+
+    components: tuple[str, ...]
+    saved_gib: float  # of the card's weights as weights_gib counts them (bf16: a byte a weight)
+    available: bool  # torchao is installed
+
+    def words(self) -> str:
+        names = " and ".join(self.components)
+        return f"int8 weight-only quantization of {names} (torchao, ~{self.saved_gib:.1f} GiB less)"
+
+    def hint(self) -> str:
+        return f"`pip install 'openreel[quant]'` would add {self.words().replace('torchao, ', '')}"
+
+
+def int8_choice(card: ModelCard) -> Int8Choice:
+    """int8 weight-only for the card's transformer(s), and for a text encoder where it is the
+    large half (at least the denoiser's size: Wan 1.3B's 5.7B UMT5, CogVideoX-2B's T5). Figures
+    from the full-size parameter counts (a twin's from its real card, scaled to its own weights);
+    a folder without them quantizes its transformer, of a size unknown."""
+    from openreel.models.reference import param_counts
+    from openreel.render.quantize import available
+
+    counts = param_counts(card.twin_of or card.id)
+    transformers = [name for name in counts if name.startswith("transformer")]
+    if not transformers:
+        return Int8Choice(("transformer",), 0.0, available())
+    denoiser = max(counts[name] for name in transformers)
+    encoders = [name for name in counts if name.startswith("text_encoder") and counts[name] >= denoiser]
+    chosen = (*transformers, *encoders)
+    float32 = set(card.options.get("float32_components", ()))
+    total = sum(count * (4 if name in float32 else 2) for name, count in counts.items())
+    saved = sum(counts[name] * _LINEAR_SHARE[name.rstrip("_0123456789")] for name in chosen)
+    return Int8Choice(chosen, card.weights_gib * saved / total, available())
+
+
 def plan_memory(
     card: ModelCard,
     hardware: Hardware,
@@ -642,16 +689,22 @@ def plan_memory(
     *,
     loras: bool = False,
 ) -> MemoryPlan:
-    """Choose dtype savings, offloading and VAE tiling from the card's weights (its full-size
-    parameter counts) and its activations scaled to this clip, against this device's free memory
-    (``ram_gib``: system memory, where offloaded weights go; on a CPU the same memory).
+    """Choose dtype savings, offloading, quantization and VAE tiling from the card's weights (its
+    full-size parameter counts) and its activations scaled to this clip, against this device's
+    free memory (``ram_gib``: system memory, where offloaded weights go; on a CPU the same memory).
 
     fast: everything resident, or a clear error when it cannot be. low: every saving this
-    device has. auto: the fewest savings that fit, each one said with its reason.
+    device has. auto: the fewest savings that fit, each one said with its reason; lossless ones
+    first, as a video model's compute per step dwarfs moving its weights. int8 weight-only
+    quantization (torchao, when installed) comes in where the weights do not fit as they are:
+    on a CPU, where offloading saves memory only by going to disk, and on an accelerator where
+    the offloaded weights exceed system memory (instead of float8 storage, which casts without
+    a scale, or disk). Without torchao the plan says what installing it would save.
 
     With ``loras``, offloaded weights stay in system memory: diffusers (0.42) loads a LoRA into an
     offloaded model by re-applying the hooks, which never rewrites the files of weights already
-    on disk, so the run would fail (or read stale weights) at the first offloaded block."""
+    on disk, so the run would fail (or read stale weights) at the first offloaded block. LoRAs
+    load into int8 layers through peft's torchao support."""
     if mode not in MEMORY_MODES:
         modes = ", ".join(MEMORY_MODES)
         raise SpecError(f"unknown memory mode {mode!r}; choose one of {modes}", param="memory")
@@ -671,28 +724,43 @@ def plan_memory(
                 param="memory",
             )
         return MemoryPlan(mode, reason=f"fast: everything resident; {have}")
+    int8 = int8_choice(card)
     if mode == "low":
-        return _lowest(card, hardware, ram, weights, have, loras=loras)
+        return _lowest(card, hardware, ram, weights, have, int8, loras=loras)
     if need <= free:
         return MemoryPlan(mode, reason=f"fits in memory: {have}")
     if need * 0.7 <= free:
         # The VAE decode of the whole clip is the peak beyond the denoiser's own.
         return MemoryPlan(mode, vae_tiling=True, reason=f"{have}: VAE tiling keeps the decode's peak down")
+    if hardware.device == "cpu" and int8.available and (need - int8.saved_gib) * 0.7 <= free:
+        return MemoryPlan(
+            mode,
+            vae_tiling=True,
+            vae_slicing=True,
+            quantize=int8.components,
+            reason=f"{have}: {int8.words()}, VAE tiling and slicing: it fits without offloading to disk",
+        )
     # Offloaded: one block of the denoiser resident (two with streams), the rest in system memory.
     block = weights / max(card.dit_depth, 1) * (2 if cuda else 1)
     leaf = activations * 0.7 + block > free
-    fp8 = cuda and weights > ram
-    disk = weights / (2 if fp8 else 1) > ram
+    over = weights > ram  # the offloaded weights, as they are, exceed system memory
+    quantize = int8.available and over and weights - int8.saved_gib <= ram
+    fp8 = cuda and over and not quantize
+    disk = not quantize and weights / (2 if fp8 else 1) > ram
     if disk and loras:
-        _refuse_disk_with_loras(card, weights, ram)
+        _refuse_disk_with_loras(card, weights, ram, int8)
     parts = [
         "VAE tiling and slicing",
         f"{'leaf' if leaf else 'block'}-level group offloading" + (" with CUDA streams" if cuda else ""),
     ]
+    if quantize:
+        parts.append(f"{int8.words()}: {weights:.0f} GiB of weights > the {ram:.0f} GiB of RAM to use")
     if fp8:
         parts.append(f"float8 weight storage ({weights:.0f} GiB of weights > {ram / 0.9:.0f} GiB of RAM)")
     if disk:
         parts.append("offloaded weights on disk (they do not fit in system memory)")
+    if over and not int8.available:
+        parts.append(int8.hint())
     return MemoryPlan(
         mode,
         vae_tiling=True,
@@ -702,38 +770,64 @@ def plan_memory(
         offload_streams=cuda,
         offload_to_disk=disk,
         layerwise_fp8=fp8,
+        quantize=int8.components if quantize else (),
         reason=f"{have}: " + ", ".join(parts),
     )
 
 
-def _refuse_disk_with_loras(card: ModelCard, weights: float, ram: float) -> None:
+def _refuse_disk_with_loras(
+    card: ModelCard, weights: float, ram: float, int8: Int8Choice | None = None
+) -> None:
+    fix = "Run without LoRAs, or on a machine with more memory"
+    if int8 is not None and not int8.available and weights - int8.saved_gib <= ram:
+        # Quantized, they would fit in memory, and LoRAs load into int8 layers.
+        fix += f", or `pip install 'openreel[quant]'`: int8 weights ({weights - int8.saved_gib:.0f} GiB) fit"
     raise SpecError(
         f"{card.id} with LoRAs needs its {weights:.0f} GiB of weights in system memory (about "
-        f"{ram / 0.9:.0f} GiB here): a LoRA cannot load into weights offloaded to disk. Run without "
-        "LoRAs, or on a machine with more memory",
+        f"{ram / 0.9:.0f} GiB here): a LoRA cannot load into weights offloaded to disk. {fix}",
         param="loras",
     )
 
 
 def _lowest(
-    card: ModelCard, hardware: Hardware, ram: float, weights: float, have: str, *, loras: bool = False
+    card: ModelCard,
+    hardware: Hardware,
+    ram: float,
+    weights: float,
+    have: str,
+    int8: Int8Choice,
+    *,
+    loras: bool = False,
 ) -> MemoryPlan:
-    """--memory low: the least device memory this device can run with, at some speed."""
+    """--memory low: the least device memory this device can run with, at some speed. int8
+    weight-only wherever torchao is installed (in place of float8 storage); its components stay
+    in memory when the rest goes to disk, as diffusers cannot write torchao's tensors to files."""
+    quantize = int8.components if int8.available else ()
+    int8_words = f", {int8.words()}" if quantize else ""
+    hint = "" if quantize else f"; {int8.hint()}"
+    # diffusers cannot write torchao's tensors to files: int8 components offload in memory.
+    kept = f" but the int8 {' and '.join(quantize)}" if quantize else ""
+    on_disk = f"offloaded weights on disk (all{kept})" if kept else "offloaded weights on disk"
     if hardware.device == "cpu":
         # On a CPU the weights are already in system memory: the saving left is to keep the
         # offloaded blocks on disk and load each when it runs (not with LoRAs: see plan_memory).
-        where = "in memory (LoRAs cannot load into weights on disk)" if loras else "to disk"
+        where = f"to disk (all{kept})" if kept else "to disk"
+        if loras:
+            where = "in memory (LoRAs cannot load into weights on disk)"
         return MemoryPlan(
             "low",
             vae_tiling=True,
             vae_slicing=True,
             group_offload=True,
             offload_to_disk=not loras,
-            reason=f"low: {have}: VAE tiling and slicing, block-level offloading {where}",
+            quantize=quantize,
+            reason=f"low: {have}: VAE tiling and slicing{int8_words}, block-level offloading {where}{hint}",
         )
-    if weights > ram and loras:
-        _refuse_disk_with_loras(card, weights, ram)
+    resident = weights - int8.saved_gib if quantize else weights
+    if resident > ram and loras:
+        _refuse_disk_with_loras(card, weights, ram, int8)
     cuda = hardware.device == "cuda"
+    fp8 = cuda and not quantize
     return MemoryPlan(
         "low",
         vae_tiling=True,
@@ -741,12 +835,15 @@ def _lowest(
         group_offload=True,
         offload_type="leaf_level",
         offload_streams=cuda,
-        offload_to_disk=weights > ram,
-        layerwise_fp8=cuda,
+        offload_to_disk=resident > ram,
+        layerwise_fp8=fp8,
+        quantize=quantize,
         reason=(
             f"low: {have}: VAE tiling and slicing, leaf-level group offloading"
-            + (" with CUDA streams, float8 weight storage" if cuda else "")
-            + (", offloaded weights on disk" if weights > ram else "")
+            + (" with CUDA streams" if cuda else "")
+            + (", float8 weight storage" if fp8 else int8_words)
+            + (f", {on_disk}" if resident > ram else "")
+            + hint
         ),
     )
 

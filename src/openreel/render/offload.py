@@ -41,6 +41,8 @@ def apply_group_offload(
     import torch
     from diffusers.hooks import apply_group_offloading
 
+    from openreel.render.quantize import holds_torchao
+
     stream = onload.type == "cuda" if use_stream is None else use_stream
 
     offloaded = []
@@ -50,6 +52,13 @@ def apply_group_offload(
         if is_vae(name):
             component.to(onload)
             continue
+        to_disk = disk
+        if disk and holds_torchao(component):
+            # safetensors cannot write torchao's int8 tensors (diffusers refuses): they offload
+            # in memory, and on a CPU, where that would only add copies, stay as they are.
+            if onload.type == "cpu":
+                continue
+            to_disk = None
         block = offload_type == "block_level"
         apply_group_offloading(
             component,
@@ -58,7 +67,7 @@ def apply_group_offload(
             offload_type=offload_type,
             num_blocks_per_group=1 if block else None,
             use_stream=stream,
-            offload_to_disk_path=f"{disk}/{name}" if disk else None,
+            offload_to_disk_path=f"{to_disk}/{name}" if to_disk else None,
             block_modules=block_path(component) if block else None,
         )
         offloaded.append(name)

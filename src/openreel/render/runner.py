@@ -74,7 +74,13 @@ class Runner:
         # Every mode runs on the family's text-to-video pipeline: image-to-video and extension
         # condition it, remix and refinement reuse its components in a video-to-video pipeline.
         # (A dedicated image-to-video checkpoint's card names its own pipeline for this slot.)
-        pipe = family.load_pipeline(folder, card, "t2v", dtype)
+        quantization = None
+        if plan.memory.quantize:
+            from openreel.render.quantize import pipeline_config
+
+            # int8 weight-only, quantized while loading: never all weights at full precision.
+            quantization = pipeline_config(folder, plan.memory.quantize)
+        pipe = family.load_pipeline(folder, card, "t2v", dtype, quantization=quantization)
         self._place(pipe, plan)
         if getattr(pipe, "vae", None) is not None:
             from openreel.render.latents import DecodeGuard
@@ -102,6 +108,8 @@ class Runner:
             # half the denoiser's bf16 memory (diffusers skips norms and embeddings by default).
             for name in ("transformer", "transformer_2"):
                 model = getattr(pipe, name, None)
+                if name in memory.quantize:
+                    continue  # int8 already: a module is quantized or cast, never both
                 if model is not None and hasattr(model, "enable_layerwise_casting"):
                     model.enable_layerwise_casting(
                         storage_dtype=torch.float8_e4m3fn, compute_dtype=getattr(torch, plan.dtype)

@@ -46,12 +46,14 @@ def pipeline_class(mode: str) -> type[DiffusionPipeline]:
     return getattr(diffusers, PIPELINES[mode])
 
 
-def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
+def load_pipeline(
+    folder: Path, card: ModelCard, mode: str, dtype: torch.dtype, quantization: Any = None
+) -> DiffusionPipeline:
     import diffusers
 
     # A dedicated checkpoint names its own class: its text-to-video slot is that pipeline.
     cls = getattr(diffusers, card.options["pipeline"]) if "pipeline" in card.options else pipeline_class(mode)
-    pipe = cls.from_pretrained(folder, dtype=dtype)
+    pipe = cls.from_pretrained(folder, dtype=dtype, quantization_config=quantization)
     # Every CogVideoX repository publishes the DDIM scheduler; THUDM run the 5B models with DPM
     # (from the same config) and dynamic CFG, which is meant for DPM: the card's ``scheduler``.
     if "scheduler" in card.options:

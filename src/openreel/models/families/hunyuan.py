@@ -48,12 +48,14 @@ def pipeline_class(mode: str) -> type[DiffusionPipeline]:
     return getattr(diffusers, PIPELINES[mode])
 
 
-def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
+def load_pipeline(
+    folder: Path, card: ModelCard, mode: str, dtype: torch.dtype, quantization: Any = None
+) -> DiffusionPipeline:
     import diffusers
 
     # A dedicated checkpoint names its own class: its text-to-video slot is that pipeline.
     cls = getattr(diffusers, card.options["pipeline"]) if "pipeline" in card.options else pipeline_class(mode)
-    return cls.from_pretrained(folder, dtype=dtype)
+    return cls.from_pretrained(folder, dtype=dtype, quantization_config=quantization)
 
 
 def plan_negative(

@@ -58,8 +58,10 @@ def pipeline_class(mode: str) -> type[DiffusionPipeline]:
     return getattr(diffusers, PIPELINES[mode])
 
 
-def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
-    return pipeline_class(mode).from_pretrained(folder, dtype=dtype)
+def load_pipeline(
+    folder: Path, card: ModelCard, mode: str, dtype: torch.dtype, quantization: Any = None
+) -> DiffusionPipeline:
+    return pipeline_class(mode).from_pretrained(folder, dtype=dtype, quantization_config=quantization)
 
 
 def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:

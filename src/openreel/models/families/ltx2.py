@@ -74,13 +74,15 @@ def pipeline_class(mode: str) -> type[DiffusionPipeline]:
     return getattr(diffusers, PIPELINES[mode])
 
 
-def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
+def load_pipeline(
+    folder: Path, card: ModelCard, mode: str, dtype: torch.dtype, quantization: Any = None
+) -> DiffusionPipeline:
     # The connectors and vocoder are not exported at diffusers' top level: their modules must be
     # imported before from_pretrained can find the classes model_index.json names.
     import diffusers.pipelines.ltx2.connectors  # noqa: F401
     import diffusers.pipelines.ltx2.vocoder  # noqa: F401
 
-    return pipeline_class(mode).from_pretrained(folder, dtype=dtype)
+    return pipeline_class(mode).from_pretrained(folder, dtype=dtype, quantization_config=quantization)
 
 
 def call_arguments(plan: Plan, generator: torch.Generator) -> dict[str, Any]:

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 PIPELINES: dict[str, str] = {"t2v": "PyramidFlowPipeline", "i2v": "PyramidFlowPipeline"}
 
 
-def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
+def load_pipeline(
+    folder: Path, card: ModelCard, mode: str, dtype: torch.dtype, quantization: Any = None
+) -> DiffusionPipeline:
     # diffusers loads a component class only from a module already imported: model_index.json
     # names these, so import them all before from_pretrained.
     from openreel.models.pyramid_flow import convert, scheduler, transformer_flux, transformer_sd3, vae  # noqa: F401
@@ -42,10 +44,16 @@ def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) 
         )
     folder = Path(folder)
     if (folder / "model_index.json").is_file():
-        return PyramidFlowPipeline.from_pretrained(folder, dtype=dtype)
+        return PyramidFlowPipeline.from_pretrained(folder, dtype=dtype, quantization_config=quantization)
     if convert.is_official_layout(folder):
         variant = card.options.get("variant", "miniflux")
-        return convert.load_official_pipeline(folder, variant, card.options.get("resolution", "384p"), dtype)
+        pipe = convert.load_official_pipeline(folder, variant, card.options.get("resolution", "384p"), dtype)
+        if quantization is not None:
+            from openreel.render.quantize import quantize_components
+
+            # Built component by component: the components it names are quantized after loading.
+            quantize_components(pipe, quantization.quant_mapping)
+        return pipe
     raise SpecError(
         f"{folder} holds neither a diffusers pipeline (model_index.json) nor the published Pyramid Flow "
         "layout (causal_video_vae/, diffusion_transformer_384p/ or _768p/)",

@@ -48,13 +48,17 @@ def pipeline_class(mode: str) -> type[DiffusionPipeline]:
     return getattr(diffusers, PIPELINES[mode])
 
 
-def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
+def load_pipeline(
+    folder: Path, card: ModelCard, mode: str, dtype: torch.dtype, quantization: Any = None
+) -> DiffusionPipeline:
     import torch
 
     from openreel.models.families.wan import with_flow_shift
 
     # The VAE runs in float32, as the diffusers docs load it (the Wan VAE loses detail in bf16).
-    pipe = pipeline_class(mode).from_pretrained(folder, dtype={"default": dtype, "vae": torch.float32})
+    pipe = pipeline_class(mode).from_pretrained(
+        folder, dtype={"default": dtype, "vae": torch.float32}, quantization_config=quantization
+    )
     if "flow_shift" in card.options:
         # The published scheduler keeps the class default shift 1.0; the docs set 8.0 for T2V.
         pipe.scheduler = with_flow_shift(pipe.scheduler, card.options["flow_shift"])

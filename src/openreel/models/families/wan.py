@@ -60,7 +60,9 @@ def with_flow_shift(scheduler: SchedulerMixin, flow_shift: float) -> SchedulerMi
     return type(scheduler).from_config(scheduler.config, **{key: flow_shift})
 
 
-def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) -> DiffusionPipeline:
+def load_pipeline(
+    folder: Path, card: ModelCard, mode: str, dtype: torch.dtype, quantization: Any = None
+) -> DiffusionPipeline:
     import diffusers
     import torch
 
@@ -70,7 +72,9 @@ def load_pipeline(folder: Path, card: ModelCard, mode: str, dtype: torch.dtype) 
     # bf16: the model cards load them that way, as reduced precision costs detail. The pipeline
     # casts latents to the VAE's dtype and image embeddings to the transformer's.
     pipe = cls.from_pretrained(
-        folder, dtype={"default": dtype, "vae": torch.float32, "image_encoder": torch.float32}
+        folder,
+        dtype={"default": dtype, "vae": torch.float32, "image_encoder": torch.float32},
+        quantization_config=quantization,
     )
     if "flow_shift" in card.options:
         pipe.scheduler = with_flow_shift(pipe.scheduler, card.options["flow_shift"])
