@@ -5,7 +5,8 @@ as the memory plan says, one warm-up call, then the best of ``--reps`` timed cal
 stage (denoising and VAE decode). Rows: ``none`` (the baseline: nothing offloaded), the
 planner's own choice for ``auto``, ``fast`` and ``low`` on this machine, and each MemoryPlan
 setting that runs on a CPU alone (VAE tiling, VAE slicing, block- and leaf-level group
-offloading, offloading to disk, float8 layerwise storage). Reported: peak RSS (and its rise over
+offloading, offloading to disk, float8 layerwise storage, int8 weight-only quantization of the
+components the planner would quantize: torchao, ``openreel[quant]``). Reported: peak RSS (and its rise over
 the process after imports), the timed seconds, both as ratios to ``none``, and ``max_abs_diff``,
 how far the frames are from ``none``'s (0 for lossless settings). The twins are a few MiB, so on
 them RSS differences are small next to the interpreter's; full-size figures need a GPU
@@ -39,6 +40,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "offload_leaf": {"group_offload": True, "offload_type": "leaf_level"},
     "offload_disk": {"group_offload": True, "offload_type": "block_level", "offload_to_disk": True},
     "fp8_layerwise": {"layerwise_fp8": True},
+    "int8": {"quantize": "planner"},  # the components int8_choice names for the card
 }
 MODES = ("auto", "fast", "low")
 
@@ -49,6 +51,24 @@ def rss_mib() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def resident_bytes(module: Any) -> int:
+    """Bytes of ``module``'s weights held in memory: a torchao tensor counts its int8 data and
+    scales; weights on the meta device count nothing."""
+    try:
+        from torchao.utils import TorchAOBaseTensor
+    except ImportError:  # without openreel[quant] nothing is quantized
+        TorchAOBaseTensor = ()  # noqa: N806 - an isinstance() of nothing
+
+    total = 0
+    for parameter in module.parameters():
+        if isinstance(parameter, TorchAOBaseTensor):
+            names, _ = parameter.__tensor_flatten__()
+            total += sum(getattr(parameter, name).nbytes for name in names)
+        elif parameter.device.type != "meta":
+            total += parameter.nbytes
+    return total
+
+
 def child(family: str, variant: str, args: argparse.Namespace) -> dict[str, Any]:
     """One row, in this process: load, place, warm up, time one call."""
     import numpy as np
@@ -57,7 +77,7 @@ def child(family: str, variant: str, args: argparse.Namespace) -> dict[str, Any]
     from openreel.engine import Engine
     from openreel.models.catalog import all_cards, twin_for
     from openreel.models.weights import weights_folder
-    from openreel.plan import MemoryPlan
+    from openreel.plan import MemoryPlan, int8_choice
     from openreel.spec import VideoSpec, parse_size
 
     torch.set_num_threads(1)
@@ -72,7 +92,10 @@ def child(family: str, variant: str, args: argparse.Namespace) -> dict[str, Any]
     engine = Engine()
     plan = engine.plan(spec)
     if variant not in MODES:
-        plan = replace(plan, memory=MemoryPlan(mode="auto", reason=f"bench: {variant}", **VARIANTS[variant]))
+        settings = dict(VARIANTS[variant])
+        if settings.get("quantize") == "planner":
+            settings["quantize"] = int8_choice(twin).components
+        plan = replace(plan, memory=MemoryPlan(mode="auto", reason=f"bench: {variant}", **settings))
     folder = weights_folder(twin)
     baseline = rss_mib()
     engine.runner.run_window(twin, folder, plan, plan.windows[0], plan.seeds[0])  # load + warm up
@@ -83,9 +106,19 @@ def child(family: str, variant: str, args: argparse.Namespace) -> dict[str, Any]
         times.append(time.perf_counter() - started)
     seconds = min(times)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    # The twins' weights are KiB beside the interpreter's MiB: what each component holds in
+    # memory shows a setting's effect on weights where RSS cannot (int8: a byte a Linear weight).
+    pipe = engine.runner._pipe
+    weights = {
+        name: round(resident_bytes(module) / 1024, 1)
+        for name, module in pipe.components.items()
+        if hasattr(module, "parameters")
+    }
     np.save(args.frames_out, frames)
     memory = plan.memory
     chosen = [name for name, value in vars(memory).items() if value is True]
+    if memory.quantize:
+        chosen.append("int8:" + "+".join(memory.quantize))
     return {
         "family": family,
         "twin": twin.id,
@@ -95,6 +128,7 @@ def child(family: str, variant: str, args: argparse.Namespace) -> dict[str, Any]
         "seconds": round(seconds, 4),
         "peak_rss_mib": round(peak, 1),
         "rise_mib": round(peak - baseline, 1),
+        "weights_kib": weights,
     }
 
 
@@ -145,6 +179,7 @@ def main() -> None:
                 print(
                     f"{family:5s} {variant:14s} peak {row['peak_rss_mib']:7.1f} MiB (x{row['peak_ratio']:<5})"
                     f" time {row['seconds']:7.3f} s (x{row['time_ratio']:<5}) diff {row['max_abs_diff']:<8}"
+                    f" transformer {row['weights_kib'].get('transformer', 0):6.1f} KiB"
                     f" {' '.join(row['memory_plan']) or '-'}"
                 )
             else:
