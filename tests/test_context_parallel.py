@@ -32,6 +32,7 @@ from openreel.render.encode import read_frames
 from openreel.spec import VideoSpec
 
 CPU = Hardware("cpu", "float32", "CPU", 8.0, 2)
+LARGE = VideoSpec(prompt="a harbour", model="wan2.1-t2v-14b", seconds=5, width=1280, height=720)
 FOUR_GPUS = Hardware("cuda", "bfloat16", "NVIDIA H100 80GB HBM3", 78.0, 16, devices=4)
 SPEC = VideoSpec(
     prompt="a paper boat on a rainy street", model="tiny-wan", seconds=1.0, fps=16, width=96, height=64,
@@ -171,9 +172,7 @@ def test_dry_run_says_context_parallel_and_why(session_home: Path) -> None:
 
 def test_auto_spreads_a_large_wan_clip_over_the_gpus() -> None:
     engine = Engine(FOUR_GPUS)
-    large = engine.plan(
-        VideoSpec(prompt="a harbour", model="wan2.1-t2v-14b", seconds=5, width=1280, height=720)
-    )
+    large = engine.plan(LARGE)
     assert large.context_parallel == 4
     assert large.context_parallel_reason.startswith("context parallel over 4 GPUs (Ulysses), a large clip")
     short = engine.plan(
@@ -184,6 +183,11 @@ def test_auto_spreads_a_large_wan_clip_over_the_gpus() -> None:
         VideoSpec(prompt="a harbour", model="cogvideox-5b", seconds=5, width=1280, height=720)
     )
     assert other.context_parallel == 1 and "cannot run context parallel" in other.context_parallel_reason
+    # A cache hook decides per rank from its own tokens (ranks could part ways): none under CP.
+    draft = engine.plan(replace(LARGE, quality="draft", steps=40))
+    assert draft.context_parallel == 4 and draft.cache is None
+    assert "cache hook: each rank would decide from its own tokens" in draft.context_parallel_reason
+    assert engine.plan(replace(LARGE, quality="draft", steps=40, gpus=1)).cache is not None
     # Off when asked, even where it would help.
     off = engine.plan(
         VideoSpec(prompt="a harbour", model="wan2.1-t2v-14b", seconds=5, width=1280, height=720, gpus=1)

@@ -511,13 +511,13 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
     quality_note = _quality_note(card, spec, [*quality_changes, cache.note])
     # Memory is planned for one window at the largest size the model itself runs at.
     model_w, model_h = max((width, height), (upscale.width, upscale.height), key=lambda s: s[0] * s[1])
-    from openreel.render.parallel import plan_parallel
+    from openreel.render.parallel import plan_parallel, without_cache_when_parallel
 
     ranks, ranks_reason = plan_parallel(
         card, hardware, spec.gpus, transformer_tokens(card, model_w, model_h, passes[0].num_frames)
     )
 
-    return Plan(
+    plan = Plan(
         model_id=card.id,
         family=card.family,
         mode=spec.mode,
@@ -590,6 +590,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
             spec.num_frames,
         ),
     )
+    return without_cache_when_parallel(plan)
 
 
 def _draft_model_note(card: ModelCard, spec: VideoSpec, note: str) -> str:

@@ -169,6 +169,19 @@ def _over(degree: int, hardware: Hardware, tokens: int, why: str) -> str:
     )
 
 
+def without_cache_when_parallel(plan: Plan) -> Plan:
+    """A context-parallel plan runs without a cache hook. FirstBlockCache decides from each rank's
+    own share of the tokens whether to skip the remaining blocks: ranks that decide differently
+    part ways, one skipping while another waits in the next all-to-all for good."""
+    if plan.context_parallel < 2 or plan.cache is None:
+        return plan
+    why = f"no {plan.cache.partition(':')[0]} cache hook: each rank would decide from its own tokens"
+    note = f"{plan.quality_note}; {why}" if plan.quality_note else why
+    return dataclasses.replace(
+        plan, cache=None, quality_note=note, context_parallel_reason=f"{plan.context_parallel_reason}; {why}"
+    )
+
+
 # -- running ----------------------------------------------------------------------------------
 
 
