@@ -297,3 +297,34 @@ def test_a_wide_ray_worker_is_placed_with_all_its_gpus_on_one_node() -> None:
                 executor._options_for(1, 2)
         finally:
             ray.shutdown()
+
+
+def test_the_api_takes_gpus_and_refuses_what_cannot_be_met_at_the_door(tmp_path: Path) -> None:
+    """extra_body={"gpus": N}: checked when queued (no worker here: workers=0), echoed after."""
+    from fastapi.testclient import TestClient
+
+    from openreel.server.app import build_app
+    from openreel.server.settings import Settings
+    from test_api import LOOPBACK, assert_error
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'openreel.db'}", output_dir=tmp_path / "out",
+        upload_dir=tmp_path / "up", workers=0, default_size="160x96", default_seconds="1",
+    )  # fmt: skip
+    with TestClient(build_app(settings), client=LOOPBACK) as client:
+        queued = client.post("/v1/videos", json={"prompt": "a harbour", "model": "tiny-wan", "gpus": 2})
+        assert queued.status_code == 200, queued.text
+        assert queued.json()["openreel"]["gpus"] == 2
+        refused = client.post(
+            "/v1/videos", json={"prompt": "a harbour", "model": "tiny-cogvideox", "gpus": 2}
+        )
+        assert (
+            "tiny-cogvideox (cogvideox) cannot run context parallel"
+            in assert_error(refused, 400, param="gpus")["message"]
+        )
+        assert_error(
+            client.post("/v1/videos", json={"prompt": "a", "model": "tiny-wan", "gpus": 4}), 400, param="gpus"
+        )
+        assert_error(
+            client.post("/v1/videos", json={"prompt": "a", "model": "tiny-wan", "gpus": 0}), 400, param="gpus"
+        )

@@ -74,23 +74,29 @@ def supports(card: ModelCard) -> str | None:
 
 
 def attention_heads(card: ModelCard) -> int | None:
-    """The transformer's attention heads (Ulysses gives each rank heads / N of them): from the
-    weights' config when they are here, else the card's reference configuration; None if neither."""
+    """The transformer's attention heads (Ulysses gives each rank heads / N of them), read without
+    torch: a twin's from its reference shrunk as its build shrinks it; a real card's from the
+    downloaded weights' config, else its reference configuration; None if none says."""
     import json
 
     from openreel.errors import OpenreelError
     from openreel.models.reference import has_reference, load_reference
     from openreel.models.weights import weights_folder
 
-    try:
-        # Never a download for this: a tiny card's build is local (and made for its run anyway).
-        folder = weights_folder(card, download=False)
-        config = json.loads((folder / "transformer" / "config.json").read_text(encoding="utf-8"))
-    except (OpenreelError, OSError, ValueError):
-        reference = card.twin_of or card.id if not card.is_tiny else None
-        if reference is None or not has_reference(reference):
-            return None
-        config = load_reference(reference)["components"].get("transformer", {}).get("config", {})
+    reference = card.twin_of if card.is_tiny else card.id
+    if reference is None or not has_reference(reference):
+        return None
+    component = load_reference(reference)["components"].get("transformer", {})
+    config = component.get("config", {})
+    if card.is_tiny and component:
+        from openreel.models.twins import component_config
+
+        config = component_config(card, "transformer", component, {})
+    elif not card.is_tiny:
+        # Never a download for this: a local folder or the Hugging Face cache only.
+        with contextlib.suppress(OpenreelError, OSError, ValueError):
+            folder = weights_folder(card, download=False)
+            config = json.loads((folder / "transformer" / "config.json").read_text(encoding="utf-8"))
     heads = config.get("num_attention_heads") if isinstance(config, dict) else None
     return heads if isinstance(heads, int) and heads > 0 else None
 
