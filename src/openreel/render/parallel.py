@@ -57,6 +57,9 @@ CP_TRANSFORMERS = {"wan": "WanTransformer3DModel"}
 AUTO_MIN_TOKENS = 30_000
 # Seconds the ranks get to leave after being asked before they are killed.
 _CLOSE_GRACE_S = 10.0
+# Seconds a cancel waits for the ranks' next step before it kills them (a step of a large model on
+# a slow GPU takes tens of seconds; a rank stuck in a collective never comes back).
+_CANCEL_GRACE_S = 300.0
 
 
 # -- planning (no torch) ----------------------------------------------------------------------
@@ -267,7 +270,10 @@ class ParallelGroup:
     ) -> Any:
         """``Runner.<method>(card, folder, plan, *args, **kwargs)`` on every rank; rank 0's result."""
         if not self.alive:
-            raise GenerationError("the context-parallel ranks are not running")
+            gone = GenerationError("the context-parallel ranks are gone")
+            error = self._reported() or self._death() or gone
+            self.close(kill=True)
+            raise error
         self._cancel.clear()
         if should_cancel is not None and should_cancel():
             self._cancel.set()  # asked before it began: the ranks stop at the first step
@@ -282,12 +288,18 @@ class ParallelGroup:
         should_cancel: Callable[[], bool] | None,
     ) -> Any:
         pending, result, cancelled = set(range(self.degree)), None, False
-        checked = 0.0
+        checked, asked_at = 0.0, None
         while pending:
             if should_cancel is not None and time.monotonic() - checked > 0.2:
                 checked = time.monotonic()
-                if should_cancel():
+                if asked_at is None and should_cancel():
                     self._cancel.set()
+                    asked_at = time.monotonic()
+            if asked_at is not None and time.monotonic() - asked_at > _CANCEL_GRACE_S:
+                # The ranks look at the cancel once a step; none came: they are stuck (a collective
+                # that never completes). A cancel still stops the run: every rank goes.
+                self.close(kill=True)
+                raise Cancelled("cancelled")
             try:
                 message = self._results.get(timeout=0.2)
             except queue.Empty:
@@ -311,9 +323,9 @@ class ParallelGroup:
                 pending.discard(rank)
                 cancelled = True
             else:
-                # A rank that died makes the others fail in their next collective: name the cause.
+                # Another rank that died makes this one fail in its next collective: name the cause.
                 time.sleep(0.5)
-                error = self._death() or _error(rank, self.degree, *message[2:])
+                error = self._death(besides=rank) or _error(rank, self.degree, *message[2:])
                 # Other ranks may now wait forever in a collective: the group cannot go on.
                 self.close(kill=True)
                 raise error
@@ -321,16 +333,25 @@ class ParallelGroup:
             raise Cancelled("cancelled")
         return result
 
-    def _death(self) -> GenerationError | None:
-        """The error for a rank process that is gone, if one is."""
+    def _reported(self) -> Exception | None:
+        """An error a rank reported before any run asked (one that could not start)."""
+        with contextlib.suppress(queue.Empty, OSError, ValueError):
+            while True:
+                message = self._results.get(timeout=0.5)
+                if message[0] == "error":
+                    return _error(message[1], self.degree, *message[2:])
+        return None
+
+    def _death(self, besides: int | None = None) -> GenerationError | None:
+        """The error for a rank process (other than ``besides``) that is gone, if one is."""
         for rank, process in enumerate(self._procs):
-            if not process.is_alive():
+            if rank != besides and not process.is_alive():
                 code = process.exitcode or 0
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                return GenerationError(
-                    f"context-parallel rank {rank} of {self.degree} {how} (out of memory? the system "
-                    "log says); the run stopped on every rank"
-                )
+                # The kernel's out-of-memory killer sends SIGKILL.
+                hint = " (out of memory? the system log says)" if code == -9 else ""
+                where = f"context-parallel rank {rank} of {self.degree}"
+                return GenerationError(f"{where} {how}{hint}; the run stopped on every rank")
         return None
 
     def close(self, *, kill: bool = False) -> None:
@@ -488,18 +509,22 @@ def _rank_main(rank: int, degree: int, port: int, device: str, tasks: Any, resul
     import torch
     import torch.distributed as dist
 
-    if device == "cuda":
-        torch.cuda.set_device(rank)
-    else:
-        # The ranks share the cores: without this each would start a thread per core.
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // degree))
-    dist.init_process_group(
-        "nccl" if device == "cuda" else "gloo",
-        init_method=f"tcp://127.0.0.1:{port}",
-        rank=rank,
-        world_size=degree,
-    )
-    state = _RankState(rank, degree, device, results, cancel)
+    try:
+        if device == "cuda":
+            torch.cuda.set_device(rank)
+        else:
+            # The ranks share the cores: without this each would start a thread per core.
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // degree))
+        dist.init_process_group(
+            "nccl" if device == "cuda" else "gloo",
+            init_method=f"tcp://127.0.0.1:{port}",
+            rank=rank,
+            world_size=degree,
+        )
+        state = _RankState(rank, degree, device, results, cancel)
+    except BaseException as exc:  # the first run reports it: a rank that could not start
+        results.put(("error", rank, type(exc).__name__, f"starting: {exc}", None, traceback.format_exc()))
+        return
     parent = multiprocessing.parent_process()
     try:
         while True:
