@@ -162,6 +162,15 @@ def test_the_engine_makes_the_video_on_two_ranks(made: dict) -> None:
     assert np.stack(list(read_frames(two.video))).shape == a.shape  # and the video holds them
 
 
+def test_a_recipe_made_on_two_ranks_replays_on_any_count(made: dict) -> None:
+    from openreel.recipe import read_recipe, spec_from_recipe
+
+    recipe = made["video2"].outputs[0].recipe
+    assert json.loads(recipe.read_text())["spec"]["gpus"] == 2  # what was asked is recorded
+    replay = spec_from_recipe(read_recipe(recipe))
+    assert replay.gpus is None and Engine(FOUR_GPUS).plan(replay).context_parallel == 1
+
+
 def test_a_one_process_run_ends_the_ranks(made: dict) -> None:
     assert made["group_after_one"] is None
     assert not any(_alive(pid) for pid in made["pids"])

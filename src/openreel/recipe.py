@@ -69,6 +69,8 @@ def spec_from_recipe(recipe: dict[str, Any]) -> VideoSpec:
         raise RecipeError(f"the recipe's spec is invalid: {exc.message}", param="recipe") from None
     except TypeError as exc:
         raise RecipeError(f"the recipe's spec is invalid: {exc}", param="recipe") from None
+    # The GPUs it ran on are this machine's to choose: the frames are the same on any count.
+    spec = replace(spec, gpus=None)
     model = recipe.get("model")
     if not isinstance(model, dict):
         return spec
