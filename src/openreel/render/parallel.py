@@ -24,6 +24,7 @@ as one error; nothing outlives the runner.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import logging
@@ -241,6 +242,7 @@ class ParallelGroup:
         ]
         for process in self._procs:
             process.start()
+        atexit.register(self.close)  # a CLI run ends without unloading: the ranks go with it
         log.info("context-parallel group of %d ranks on %s (port %d)", degree, device, port)
 
     def serves(self, plan: Plan) -> bool:
@@ -374,6 +376,7 @@ class ParallelGroup:
         for channel in (*self._tasks, self._results):
             channel.close()
             channel.cancel_join_thread()
+        atexit.unregister(self.close)
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
@@ -501,6 +504,23 @@ class _Unsaved(LatentsFile):
         pass
 
 
+def _quiet(rank: int) -> None:
+    """What diffusers says on every call under context parallelism, said once by the parent's plan
+    instead: the experimental-feature notice, a split it skips for Wan 2.1's 1-D timestep, and a
+    deprecation inside diffusers' own all-gather. Ranks after 0 only repeat rank 0's warnings."""
+    import logging as std_logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*all_gather_tensor.* is deprecated", category=FutureWarning)
+    std_logging.getLogger("diffusers.hooks.context_parallel").setLevel(std_logging.ERROR)
+    std_logging.getLogger("diffusers.models.modeling_utils").addFilter(
+        lambda record: "enable_parallelism" not in record.getMessage()
+    )
+    if rank > 0:
+        std_logging.getLogger("diffusers").setLevel(std_logging.ERROR)
+        std_logging.getLogger("transformers").setLevel(std_logging.ERROR)
+
+
 def _rank_main(rank: int, degree: int, port: int, device: str, tasks: Any, results: Any, cancel: Any) -> None:
     """One rank: join the process group, then run tasks until told to stop (None) or the parent
     is gone."""
@@ -521,6 +541,7 @@ def _rank_main(rank: int, degree: int, port: int, device: str, tasks: Any, resul
             rank=rank,
             world_size=degree,
         )
+        _quiet(rank)
         state = _RankState(rank, degree, device, results, cancel)
     except BaseException as exc:  # the first run reports it: a rank that could not start
         results.put(("error", rank, type(exc).__name__, f"starting: {exc}", None, traceback.format_exc()))
