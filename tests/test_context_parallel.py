@@ -54,9 +54,6 @@ def _alive(pid: int) -> bool:
         return stat.read().split(")")[-1].split()[0] != "Z"
 
 
-pytestmark = pytest.mark.slow  # rank processes start (import torch, load the twin) in each
-
-
 def _made_and_encoded(engine: Engine, spec: VideoSpec, output: Path) -> tuple[Any, np.ndarray]:
     """The engine's result, and the frames its H.264 encoder was given (labelled, watermarked)."""
     from openreel.render.encode import VideoWriter
@@ -120,6 +117,7 @@ def made(tmp_path_factory: pytest.TempPathFactory, session_home: Path) -> dict:
     return seen
 
 
+@pytest.mark.slow  # rank processes start: each imports torch and loads the twin
 def test_two_ranks_make_the_frames_of_one_process(made: dict) -> None:
     one, two = made["one"], made["two"]
     assert made["plans"][0].context_parallel == 1 and made["plans"][1].context_parallel == 2
@@ -130,11 +128,13 @@ def test_two_ranks_make_the_frames_of_one_process(made: dict) -> None:
     assert len(made["pids"]) == 2 and os.getpid() not in made["pids"]
 
 
+@pytest.mark.slow  # rank processes start: each imports torch and loads the twin
 def test_a_lora_on_two_ranks_makes_the_frames_of_one_process(made: dict) -> None:
     assert np.abs(made["one_lora"] - made["one"]).max() > 1e-2  # the LoRA changes the frames
     np.testing.assert_allclose(made["two_lora"], made["one_lora"], rtol=0, atol=1e-4)
 
 
+@pytest.mark.slow  # rank processes start: each imports torch and loads the twin
 def test_a_cancel_stops_every_rank_and_the_group_goes_on(made: dict) -> None:
     assert isinstance(made["cancelled"], Cancelled) and made["steps_after_cancel"] == []
     # The same ranks (no restart) made the next call whole, the same frames as before (the LoRA
@@ -143,6 +143,7 @@ def test_a_cancel_stops_every_rank_and_the_group_goes_on(made: dict) -> None:
     np.testing.assert_array_equal(made["after_cancel"], made["two"])
 
 
+@pytest.mark.slow  # rank processes start: each imports torch and loads the twin
 def test_the_engine_makes_the_video_on_two_ranks(made: dict) -> None:
     two, one = made["video2"].outputs[0], made["video1"].outputs[0]
     assert made["pids_after_video"] == made["pids"]  # the warm ranks made it
@@ -162,6 +163,7 @@ def test_the_engine_makes_the_video_on_two_ranks(made: dict) -> None:
     assert np.stack(list(read_frames(two.video))).shape == a.shape  # and the video holds them
 
 
+@pytest.mark.slow  # rank processes start: each imports torch and loads the twin
 def test_a_recipe_made_on_two_ranks_replays_on_any_count(made: dict) -> None:
     from openreel.recipe import read_recipe, spec_from_recipe
 
@@ -171,11 +173,13 @@ def test_a_recipe_made_on_two_ranks_replays_on_any_count(made: dict) -> None:
     assert replay.gpus is None and Engine(FOUR_GPUS).plan(replay).context_parallel == 1
 
 
+@pytest.mark.slow  # rank processes start: each imports torch and loads the twin
 def test_a_one_process_run_ends_the_ranks(made: dict) -> None:
     assert made["group_after_one"] is None
     assert not any(_alive(pid) for pid in made["pids"])
 
 
+@pytest.mark.slow  # rank processes start: each imports torch and loads the twin
 def test_a_rank_that_dies_is_one_error_and_no_rank_is_left(session_home: Path) -> None:
     engine = Engine(CPU, label=False)
     runner = engine.runner
