@@ -260,9 +260,9 @@ def test_a_hunyuanvideo_15_i2v_draft_runs_the_step_distilled_checkpoint(image, t
         "--seconds", "1", "--size", "96x64", "--quality", "draft", "--output", str(out), "-q",
     )  # fmt: skip
     recipe = json.loads(out.with_suffix(".json").read_text())
-    assert recipe["plan"]["model_id"] == "tiny-hunyuanvideo-1.5-i2v-480p-step-distilled"
+    assert recipe["plan"]["model_id"] == "tiny-hunyuanvideo-1.5-i2v-8step"
     assert "the distilled checkpoint of tiny-hunyuanvideo-1.5-i2v" in recipe["plan"]["quality_note"]
-    steps = get_card("tiny-hunyuanvideo-1.5-i2v-480p-step-distilled").default_steps
+    steps = get_card("tiny-hunyuanvideo-1.5-i2v-8step").default_steps
     assert recipe["plan"]["steps"] == steps and recipe["plan"]["guidance"] == 1.0
     assert passes == [True] * steps
     # The real card: without its weights here, the draft stays and says what to pull.
@@ -277,8 +277,8 @@ def test_a_hunyuanvideo_15_i2v_draft_runs_the_step_distilled_checkpoint(image, t
         "draft",
         "--dry-run",
     )
-    assert "openreel models pull hunyuanvideo-1.5-i2v-480p-step-distilled" in " ".join(dry.split())
+    assert "openreel models pull hunyuanvideo-1.5-i2v-8step" in " ".join(dry.split())
     # Asked of the step-distilled card itself, a draft keeps its 8 steps (not 4).
-    model = ("--model", "hunyuanvideo-1.5-i2v-480p-step-distilled")
+    model = ("--model", "hunyuanvideo-1.5-i2v-8step")
     dry = run("generate", "a kite", *model, "--image", image, "--quality", "draft", "--dry-run")
     assert "steps / guidance 8 / 1" in " ".join(dry.split())

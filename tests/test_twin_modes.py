@@ -76,8 +76,9 @@ def command(mode: str, inputs: dict[str, Path]) -> list[str]:
 def test_every_claimed_mode_runs_on_the_twin(model, mode, inputs, tmp_path):
     twin = get_card(model)
     out = tmp_path / ("still.png" if mode == "still" else "out.mp4")
-    # Two steps keep it quick; a distilled card's schedule fixes its own count.
-    steps = [] if "timesteps" in twin.options else ["--steps", "2"]
+    # Two steps keep it quick (or the fewest a step-distilled card runs); a distilled card's
+    # schedule fixes its own count.
+    steps = [] if "timesteps" in twin.options else ["--steps", str(max(2, twin.min_steps))]
     size = f"{twin.native_width}x{twin.native_height}"
     run(*command(mode, inputs), "--model", model, "--size", size, *steps, "--output", str(out), "-q")
     recipe = json.loads(out.with_suffix(".json").read_text())

@@ -703,7 +703,7 @@ CARDS: tuple[ModelCard, ...] = (
             "conditioning": "image",
             "fixed_size": True,
             # Draft runs on the step-distilled 480p checkpoint when it is on this machine.
-            "draft_model": "hunyuanvideo-1.5-i2v-480p-step-distilled",
+            "draft_model": "hunyuanvideo-1.5-i2v-8step",
         },
         description="HunyuanVideo 1.5 image-to-video (8.3B) from a first frame; 5 s at 24 fps, 1280x720.",
         upscaler=None,
@@ -713,7 +713,7 @@ CARDS: tuple[ModelCard, ...] = (
         max_total_seconds=121 / 24,
     ),
     ModelCard(
-        id="hunyuanvideo-1.5-i2v-480p-step-distilled",
+        id="hunyuanvideo-1.5-i2v-8step",
         family="hunyuan15",
         title="HunyuanVideo 1.5 I2V 480p step-distilled",
         source="hub:hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_i2v_step_distilled",
