@@ -240,6 +240,8 @@ def test_auto_spreads_a_large_wan_clip_over_the_gpus() -> None:
         VideoSpec(prompt="a harbour", model="wan2.1-t2v-14b", seconds=5, width=1280, height=720, gpus=1)
     )
     assert off.context_parallel == 1
+    # The time the plan promises counts the transformer's work over the four GPUs.
+    assert large.estimated_seconds < off.estimated_seconds / 2
 
 
 @pytest.mark.parametrize(

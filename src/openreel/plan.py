@@ -312,9 +312,11 @@ def estimate_seconds(
     upscale: UpscalePlan,
     out_pixels: int,
     out_frames: int,
+    ranks: int = 1,
 ) -> float:
     """Transformer FLOPs (linear layers and attention) over every step of every window, plus the
-    refinement pass and post-processing; a planning estimate, not a promise."""
+    refinement pass and post-processing; a planning estimate, not a promise. ``ranks``: GPUs the
+    transformer's work is spread over by context parallelism (CPU ranks share the same cores)."""
     passes = 2 if guidance > 1 else 1  # classifier-free guidance runs the transformer twice
 
     def pass_flops(w: int, h: int, frames: int) -> float:
@@ -325,8 +327,9 @@ def estimate_seconds(
     if upscale.method in ("v2v", "latent"):
         refine_steps = max(1, round(steps * upscale.strength))
         flops += sum(refine_steps * pass_flops(upscale.width, upscale.height, w.num_frames) for w in windows)
+    spread = ranks if hardware.device == "cuda" else 1
     # Decode, post-processing, watermark and encode: about 40 megapixels a second on a CPU core pair.
-    return flops / throughput_flops(hardware) + out_pixels * out_frames / 40e6
+    return flops / (throughput_flops(hardware) * spread) + out_pixels * out_frames / 40e6
 
 
 def plan_long_clip(
@@ -588,6 +591,7 @@ def make_plan(spec: VideoSpec, card: ModelCard, hardware: Hardware, style: Style
             upscale,
             spec.width * spec.height,
             spec.num_frames,
+            ranks,
         ),
     )
     return without_cache_when_parallel(plan)
