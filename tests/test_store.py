@@ -20,6 +20,7 @@ from openreel.jobs.store import (
     IN_PROGRESS,
     QUEUED,
     JobStore,
+    WorkerRecord,
     normalize_url,
     this_host,
 )
@@ -89,6 +90,7 @@ def test_an_old_database_gains_new_columns(database_url: str) -> None:
         "m008_files",
         "m009_workers",
         "m010_key_webhooks",
+        "m011_worker_devices",
     ]
     old = store.get("video_old")
     assert old is not None and old.progress == 0 and old.attempts == 0 and old.max_attempts == 3
@@ -274,3 +276,43 @@ def test_specs_round_trip_as_json(store: JobStore) -> None:
 def test_default_url_is_sqlite_in_the_openreel_folder(openreel_home) -> None:
     assert normalize_url(None) == f"sqlite:///{openreel_home / 'openreel.db'}"
     assert normalize_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+
+
+def test_cluster_status_shows_how_many_gpus_each_worker_holds(database_url: str) -> None:
+    """A worker registered before workers recorded their device count reads as one device; a
+    worker of four GPUs says so in `openreel cluster status` (table and JSON)."""
+    from typer.testing import CliRunner
+
+    from openreel.cli import app
+
+    engine = sa.create_engine(normalize_url(database_url))
+    with engine.begin() as conn:
+        store_module.migrations_table.create(conn)
+        for step in store_module.MIGRATIONS[:10]:  # up to m010: workers without a device count
+            step(conn)
+            conn.execute(
+                store_module.migrations_table.insert().values(name=step.__name__, applied_at=time.time())
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO workers (name, host, device, device_name, memory_gib, started_at, heartbeat_at)"
+                " VALUES ('old:1:w', 'old', 'cpu', 'cpu', 8.0, :now, :now)"
+            ),
+            {"now": time.time()},
+        )
+    engine.dispose()
+    store = JobStore(database_url)
+    now = time.time()
+    store.register_worker(
+        WorkerRecord(
+            "gpu:2:w", "gpu", "cuda", "NVIDIA H100", 78.0, "wan2.1-t2v-14b", None, now, now, devices=4
+        )
+    )
+    store.close()
+    shown = CliRunner().invoke(app, ["cluster", "status", "--json", "--database-url", database_url])
+    assert shown.exit_code == 0, shown.output
+    devices = {row["name"]: row["devices"] for row in json.loads(shown.stdout)["workers"]}
+    assert devices == {"old:1:w": 1, "gpu:2:w": 4}
+    table = CliRunner().invoke(app, ["cluster", "status", "--database-url", database_url])
+    assert table.exit_code == 0, table.output
+    assert "cuda x4" in table.stdout and "cpu x" not in table.stdout  # one device: no count shown

@@ -122,6 +122,7 @@ class ClusterWorker(LocalExecutor):
 
     def start(self) -> None:
         device, device_name, memory = self._device, self._device_name, self._memory_gib
+        devices = 1
         if device is None or memory is None:
             from openreel.hardware import detect
 
@@ -129,6 +130,7 @@ class ClusterWorker(LocalExecutor):
             device = device or hardware.device
             device_name = device_name or hardware.name
             memory = hardware.memory_gib if memory is None else memory
+            devices = hardware.devices
         self.name = self._worker_name(0)
         now = time.time()
         self._record = WorkerRecord(
@@ -141,6 +143,7 @@ class ClusterWorker(LocalExecutor):
             job_id=None,
             started_at=now,
             heartbeat_at=now,
+            devices=devices,
         )
         self.store.register_worker(self._record)
         super().start()

@@ -203,3 +203,10 @@ def m010_key_webhooks(conn: Connection) -> None:
     # secret (kept as it is: signing needs it), and each outbox row names the key it signs for.
     _add_columns(conn, "api_keys", sa.Column("webhook_url", sa.Text), sa.Column("webhook_secret", sa.Text))
     _add_columns(conn, "webhook_outbox", sa.Column("key_id", sa.String(64)))
+
+
+@migration
+def m011_worker_devices(conn: Connection) -> None:
+    # How many accelerators a worker holds (a Ray worker of N GPUs runs context-parallel jobs over
+    # them): `openreel cluster status` shows it. Workers registered before count as one.
+    _add_columns(conn, "workers", sa.Column("devices", sa.Integer, server_default="1"))

@@ -149,6 +149,7 @@ workers = sa.Table(
     sa.Column("job_id", sa.String(64)),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("devices", sa.Integer, server_default="1"),
 )
 
 api_keys = sa.Table(
@@ -256,10 +257,13 @@ class WorkerRecord:
     job_id: str | None
     started_at: float
     heartbeat_at: float
+    # Accelerators it holds (GPUs of one machine; 1 on a CPU).
+    devices: int = 1
 
     @classmethod
     def from_row(cls, row: Any) -> WorkerRecord:
-        return cls(**dict(row._mapping))
+        values = dict(row._mapping)
+        return cls(**{**values, "devices": values.get("devices") or 1})
 
 
 @dataclass(frozen=True)

@@ -353,6 +353,7 @@ def cluster_status(
                 "host": worker.host,
                 "device": worker.device,
                 "device_name": worker.device_name,
+                "devices": worker.devices,
                 "memory_gib": round(worker.memory_gib, 1),
                 "loaded_model": worker.loaded_model,
                 "alive": now - worker.heartbeat_at <= stale_after,
@@ -384,11 +385,10 @@ def cluster_status(
             else f"{job['id']} ({job['model']}, {job['progress']:.0%} {job['stage'] or ''})"
         )
         seen = _ago(row["last_seen"]) + ("" if row["alive"] else " [red](gone)[/red]")
+        device = row["device"] + (f" x{row['devices']}" if row["devices"] > 1 else "")
         table.add_row(
             row["name"],
-            row["device"]
-            if row["device_name"] == row["device"]
-            else f"{row['device']}: {row['device_name']}",
+            device if row["device_name"] == row["device"] else f"{device}: {row['device_name']}",
             f"{row['memory_gib']:.1f} GiB",
             row["loaded_model"] or "-",
             running,
