@@ -27,9 +27,11 @@ Small or short clips: the 104 bits share the frame's pixels, and each bit is rea
 its ~15 cells and the clip's frames. On textured content the picture's own cell means are larger
 than the mark's (texture noise per bit, not the grid, is what limits a read: a plain mark lost
 the payload of coarse moving texture below about 270 rows, though its presence held). So frames
-up to 720p are marked *informed* (``_Informed``): each frame's own lean on every code bit is read
-the way the detector will read it, and the bits it leans against are laid stronger on that frame
-to cancel it. The layout and the detector are unchanged (marks laid before this read as before).
+up to 720p are marked *informed* (``_Informed``): the picture's own lean on every code bit is read
+the way the detector will read it, and the bits it leans against are laid stronger to cancel it,
+on runs of adjacent frames (which share their texture: up to INFORMED_RUN frames at 720p, one
+frame at a time on small frames) so that its cost stays a small share of the encode. The
+layout and the detector are unchanged (marks laid before this read as before).
 Measured through openreel's H.264 encode (CRF 20) and ``verify``, 24 frames: the payload reads
 down to 128x96 on smooth and on textured content; after a re-encode at CRF 28 it reads from
 240x144 on textured and from 320x180 on smooth content (whose weak cells the encoder flattens),
@@ -76,6 +78,11 @@ RELIABLE_FRAMES = 8
 # Informed embedding (see ``_Informed``) on frames up to 720p: where few pixels carry each bit, the
 # picture's own content is what drowns it; larger frames have pixels enough and skip its cost.
 INFORMED_MAX_PIXELS = 1280 * 720
+# At 720p this many adjacent frames (which share their texture) share one informed change,
+# measured on three of them; smaller frames share fewer (``_run_length``). 10 s of 720p coarse
+# texture (bench/watermark.py): informed per frame, 6.5 s against a 4.2 s x264 encode; in runs of
+# 24, 0.6 s against 2.4 s, what the plain mark costs on smooth 720p (the encode is that fast here).
+INFORMED_RUN = 24
 # Informed embedding runs only on stretches whose picture leans on the bits by more than this
 # share of the mark (spread over the bits, measured when the texture gain is): smooth content
 # leans ~0.03-0.1 at 720p (and marks plain, at no extra cost), coarse texture 0.3-1.4.
@@ -190,18 +197,18 @@ class _Change:
     frame costs four in-place passes (~2 ms at 1080p) instead of an int16 round trip (~10 ms)."""
 
     def __init__(self, delta: np.ndarray):
-        # The same change on R, G and B is a change of luma only, whatever the luma weights.
-        delta3 = np.repeat(np.rint(delta).astype(np.int16)[..., None], 3, axis=2)
+        # The same change on R, G and B is a change of luma only, whatever the luma weights;
+        # split on one channel, then repeated (a third of the work of splitting three).
+        steps = np.rint(delta).astype(np.int16)
         self.shape = delta.shape
-        self.up = np.clip(delta3, 0, 255).astype(np.uint8)
-        self.down = np.clip(-delta3, 0, 255).astype(np.uint8)
+        self.up = np.repeat(np.clip(steps, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+        self.down = np.repeat(np.clip(-steps, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
         self.ceiling = 255 - self.up
 
     def apply(self, frame: np.ndarray) -> np.ndarray:
-        out = frame.copy()
         # min(x, 255-u) + u == min(x + u, 255), and max(x, d) - d == max(x - d, 0): addition that
-        # saturates instead of wrapping, with no wider type.
-        np.minimum(out, self.ceiling, out=out)
+        # saturates instead of wrapping, with no wider type (the first pass makes the copy).
+        out = np.minimum(frame, self.ceiling)
         out += self.up
         np.maximum(out, self.down, out=out)
         out -= self.down
@@ -249,32 +256,101 @@ def watermark_frames(
 ) -> Iterator[np.ndarray]:
     """Yield ``frames`` (RGB uint8) carrying ``payload``. The pattern is made once per frame
     size; with ``adaptive`` its strength follows the texture, measured every GAIN_EVERY frames,
-    and frames up to INFORMED_MAX_PIXELS are marked informed (``_Informed``).
+    and frames up to INFORMED_MAX_PIXELS are marked informed (``_Informed``), a run of
+    ``_run_length`` frames at a time (held back until the run is complete).
     Frames smaller than 16 pixels a side pass through unmarked."""
     code = markcode.encode(_key(key), payload)  # fails on a bad payload before the first frame
-    patterns: dict[tuple[int, int], np.ndarray] = {}
-    change: _Change | None = None
-    informed: _Informed | None = None
-    for index, frame in enumerate(frames):
+    marker = _Marker(code, adaptive)
+    run: list[np.ndarray] = []
+    for frame in frames:
         _check_frame(frame)
-        height, width = frame.shape[:2]
-        if min(height, width) < 16:
+        if min(frame.shape[:2]) < 16:
+            yield from marker.mark(run)
+            run = []
             yield frame
             continue
-        base = patterns.get((height, width))
-        if base is None:
-            base = patterns[(height, width)] = pattern(code, width, height)
-            change = None
-        if change is None or change.shape != (height, width) or (adaptive and index % GAIN_EVERY == 0):
-            gain = _gain(frame) if adaptive else None
-            change = _Change(base * gain if gain is not None else base)
-            informed = None
-            if gain is not None and height * width <= INFORMED_MAX_PIXELS:
-                informed = _Informed(code, base, gain)
-                if informed.spread(frame) < INFORMED_MIN_LEAN:
-                    informed = None  # the picture barely leans on any bit: the plain mark will do
-        boost = informed.boost(frame) if informed is not None else None
-        yield change.apply(frame) if boost is None else _add(frame, informed.delta + boost)
+        if run and run[0].shape != frame.shape:
+            yield from marker.mark(run)
+            run = []
+        run.append(frame)
+        if len(run) >= _run_length(frame.shape[0] * frame.shape[1]):
+            yield from marker.mark(run)
+            run = []
+    yield from marker.mark(run)
+
+
+def _run_length(pixels: int) -> int:
+    """How many frames share one informed change: its cost (a full-size resample and a saturating
+    step split, ~10 ms at 720p) is spread over up to INFORMED_RUN frames, in proportion to the
+    frame's pixels, so small frames, whose texture shifts by a larger share of a cell from frame
+    to frame, share fewer (under ~320x240, one frame at a time). A divisor of GAIN_EVERY, so every
+    gain refresh falls on a run's first frame."""
+    if pixels > INFORMED_MAX_PIXELS:
+        return 1  # marked plain: nothing to share, nothing to hold back
+    wanted = INFORMED_RUN * pixels / (1280 * 720)
+    return max(n for n in (1, 2, 3, 4, 6, 8, 12, 24) if n <= max(1.0, min(wanted, INFORMED_RUN)))
+
+
+class _Marker:
+    """The state of one marked stream: the pattern of the current frame size, its texture gain
+    and the informed embedding that goes with it."""
+
+    def __init__(self, code: np.ndarray, adaptive: bool):
+        self.code = code
+        self.adaptive = adaptive
+        self.size: tuple[int, int] | None = None
+        self.count = 0  # frames marked at the current size
+        self.measured = 0  # ... when the gain was last measured
+        self.base: np.ndarray | None = None
+        self.delta: np.ndarray | None = None  # the plain change, gain applied
+        self.plain: _Change | None = None  # made when first needed
+        self.informed: _Informed | None = None
+
+    def mark(self, run: list[np.ndarray]) -> Iterator[np.ndarray]:
+        """Mark a run of same-size frames (no longer than GAIN_EVERY) with one change."""
+        if not run:
+            return
+        height, width = run[0].shape[:2]
+        if self.size != (height, width):
+            self.size, self.count, self.delta = (height, width), 0, None
+            self.base = pattern(self.code, width, height)
+        fresh = self.delta is None or self.count - self.measured >= GAIN_EVERY
+        if fresh:
+            self._refresh(run[0])
+            self.measured = self.count
+        self.count += len(run)
+        change = None
+        if self.informed is not None:
+            lean = self.informed.lean(_sampled(run))
+            if fresh and float(np.std(lean)) < INFORMED_MIN_LEAN:
+                self.informed = None  # the picture barely leans on any bit: the plain mark will do
+            else:
+                change = self.informed.change(lean)
+        if change is None:
+            if self.plain is None:
+                assert self.delta is not None
+                self.plain = _Change(self.delta)
+            change = self.plain
+        for frame in run:
+            yield change.apply(frame)
+
+    def _refresh(self, frame: np.ndarray) -> None:
+        assert self.base is not None
+        height, width = frame.shape[:2]
+        gain = _gain(frame) if self.adaptive else None
+        self.delta = self.base * gain if gain is not None else self.base
+        self.plain = None
+        self.informed = None
+        if gain is not None and height * width <= INFORMED_MAX_PIXELS:
+            self.informed = _Informed(self.code, self.delta, gain)
+
+
+def _sampled(run: list[np.ndarray]) -> list[np.ndarray]:
+    """The frames of a run whose lean is measured: every frame of a run of up to 5, three or
+    four evenly spaced ones of a longer run, since adjacent frames share their texture and the
+    measure costs ~1.5-3 ms a 720p frame."""
+    step = max(1, len(run) // 3)
+    return run[step // 2 :: step]
 
 
 class _Informed:
@@ -282,54 +358,51 @@ class _Informed:
     each code bit (the picture leans for or against every bit by chance, and on textured frames
     that lean is larger than the mark), and a boost of just the bits it leans against, enough to
     cancel it. The layout and the detector are unchanged: a boosted bit is the same cells, laid
-    stronger on that frame. Cost per frame: one small resample of the frame, a high-pass on the
-    detector's working picture, a bicubic resample of the boosted cells and a saturating add; it
-    runs only where the picture leans (INFORMED_MIN_LEAN) on frames up to INFORMED_MAX_PIXELS."""
+    stronger on those frames. Cost per run of frames (``_run_length``): a small resample of a few
+    of them, a high-pass on the detector's working picture, a bicubic resample of the boosted
+    cells and a split into saturating steps; per frame, the plain mark's saturating add. It runs
+    only where the picture leans (INFORMED_MIN_LEAN) on frames up to INFORMED_MAX_PIXELS."""
 
-    def __init__(self, code: np.ndarray, base: np.ndarray, gain: np.ndarray):
+    def __init__(self, code: np.ndarray, delta: np.ndarray, gain: np.ndarray):
         layout = _layout()
-        height, width = base.shape
+        height, width = delta.shape
         self.direction = 1.0 - 2.0 * code.astype(np.float64)  # +1 or -1: where each bit should read
         data = ~layout.pilot
         cells = layout.sign * self.direction[np.maximum(layout.bit_of_cell, 0)] * CELL_AMPLITUDE
         self.cells = np.where(data, cells, 0.0).astype(np.float32)
         self.size = (width, height)
         self.gain = gain
-        self.delta = base * gain
+        self.delta = delta  # the plain change
         # What the detector reads of the data cells alone, per bit (towards its direction): the
         # unit a boost is measured in. Floored so a bit drowned by clipping is not boosted wildly.
         data_only = _resize(self.cells.reshape(GRID, GRID), width, height) * gain
         response = _bit_reading(_to_work(data_only), clip=False) * self.direction
         self.response = np.maximum(response, 0.25 * float(np.median(response)) + 1e-6)
 
-    def lean(self, frame: np.ndarray) -> np.ndarray:
-        """How the frame's own content reads on each bit, in units of the plain mark's reading
-        (negative: against the bit)."""
+    def lean(self, frames: list[np.ndarray]) -> np.ndarray:
+        """How ``frames``' own content reads on each bit, on average, in units of the plain mark's
+        reading (negative: against the bit). The detector sums frames: so does this."""
         from PIL import Image
 
-        small = np.asarray(Image.fromarray(frame).resize((_WORK, _WORK), Image.Resampling.BILINEAR))
-        return _bit_reading(_luma(small)) * self.direction / self.response
+        total = np.zeros((_WORK, _WORK, 3), dtype=np.float32)
+        for frame in frames:
+            total += np.asarray(Image.fromarray(frame).resize((_WORK, _WORK), Image.Resampling.BILINEAR))
+        return _bit_reading(_luma(total / len(frames))) * self.direction / self.response
 
-    def spread(self, frame: np.ndarray) -> float:
-        return float(np.std(self.lean(frame)))
-
-    def boost(self, frame: np.ndarray) -> np.ndarray | None:
-        """The extra luma change (full size) that cancels the frame's lean against its bits."""
-        extra = np.clip(-LEAN_CANCEL * self.lean(frame), 0.0, MAX_BOOST - 1.0)
+    def change(self, lean: np.ndarray) -> _Change | None:
+        """The plain change plus a boost that cancels a ``lean`` (as ``lean`` gives it) against
+        the bits (None: it leans against none)."""
+        extra = np.clip(-LEAN_CANCEL * lean, 0.0, MAX_BOOST - 1.0)
         if not extra.any():
             return None
         layout = _layout()
         cells = self.cells * extra[np.maximum(layout.bit_of_cell, 0)].astype(np.float32)
         # Pillow's resampling, as ``pattern``: a matrix product would be cheaper on an idle CPU,
         # but a threaded BLAS on a busy one measured 20 ms instead of 1 (Pillow: 3.6 at 720p).
-        return _resize(cells.reshape(GRID, GRID), *self.size) * self.gain
-
-
-def _add(frame: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """``frame`` plus a luma change, saturating (a change made for one frame only)."""
-    out = frame.astype(np.int16)
-    out += np.rint(delta).astype(np.int16)[..., None]
-    return np.clip(out, 0, 255, out=out).astype(np.uint8)
+        boost = _resize(cells.reshape(GRID, GRID), *self.size)
+        boost *= self.gain
+        boost += self.delta
+        return _Change(boost)
 
 
 def _to_work(values: np.ndarray) -> np.ndarray:
