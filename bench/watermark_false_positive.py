@@ -35,6 +35,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+# bench/watermark.py's transcode: a real libx264 encode, decoded the way `verify` reads video.
+from watermark import transform  # noqa: E402  (bench/ is on the path when run as a script)
+
 from openreel.provenance import watermark  # noqa: E402
 
 KEY = bytes(range(32))
@@ -143,39 +146,6 @@ def clip(kind: str, width: int, height: int, rng: np.random.Generator) -> list[n
     return [np.clip(f, 0, 255).astype(np.uint8) for f in frames]
 
 
-def h264(frames: list[np.ndarray], crf: int, size: tuple[int, int] | None) -> list[np.ndarray]:
-    """Encode for real (PyAV libx264) and decode the way ``verify`` reads video."""
-    import io
-
-    import av
-    from PIL import Image
-
-    from openreel.provenance.verify import video_luma
-
-    height, width = frames[0].shape[:2]
-    out_w, out_h = size or (width, height)
-    out_w, out_h = out_w - out_w % 2, out_h - out_h % 2
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = out_w, out_h, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        for frame in frames:
-            picture = Image.fromarray(frame)
-            if picture.size != (out_w, out_h):
-                picture = picture.resize((out_w, out_h), Image.Resampling.LANCZOS)
-            video_frame = av.VideoFrame.from_ndarray(np.asarray(picture), format="rgb24").reformat(
-                format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG"
-            )
-            for packet in stream.encode(video_frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    buf.seek(0)
-    with av.open(buf) as container:
-        return [video_luma(frame) for frame in container.decode(video=0)]
-
-
 def clopper_pearson_upper(k: int, n: int, confidence: float = 0.95) -> float:
     """Exact (two-sided) upper bound on a binomial rate after ``k`` events in ``n`` trials."""
     if k >= n:
@@ -204,7 +174,7 @@ def trial(index: int) -> dict:
             if rng.uniform() < 0.5
             else (int(width * rng.uniform(0.6, 1.5)), int(height * rng.uniform(0.6, 1.5)))
         )
-        frames = h264(frames, int(rng.integers(18, 31)), size)
+        frames = transform(frames, crf=int(rng.integers(18, 31)), size=size)
     result = watermark.extract(frames, key=KEY)
     return {
         "kind": kind,
