@@ -108,9 +108,11 @@ def plan_cache(card: ModelCard, quality: str, steps: int, *, one_call: bool) -> 
     """The cache a run of ``steps`` steps at ``quality`` uses. ``one_call``: each pipeline call
     runs the plan's schedule once (not a latent upscale's second pass, not diffusion forcing)."""
     registered = card.family in REGISTERED_BLOCKS
-    measured = recorded_ratios(card.id) if registered and one_call and not _two_experts(card) else ()
+    # A MagCache curve is per step of one schedule on one transformer.
+    measurable = registered and one_call and not _two_experts(card)
+    measured = recorded_ratios(card.id) if measurable else ()
     if quality != "draft":
-        if registered and one_call and not measured and not _two_experts(card) and steps > CACHE_MIN_STEPS:
+        if measurable and not measured and steps > CACHE_MIN_STEPS:
             return CacheChoice(
                 "MagCache:calibrate",
                 note="measures this model's MagCache curve for later drafts (skips nothing)",
@@ -120,7 +122,7 @@ def plan_cache(card: ModelCard, quality: str, steps: int, *, one_call: bool) -> 
         return CacheChoice(None, note=f"no block cache ({UNCACHED_FAMILIES[card.family]})")
     if steps <= CACHE_MIN_STEPS:
         return CacheChoice(None, note=f"no block cache at {steps} steps (caching collapses few-step runs)")
-    if registered and measured:
+    if measured:
         return CacheChoice(
             f"MagCache:{MAG_THRESHOLD}",
             measured,
@@ -128,7 +130,7 @@ def plan_cache(card: ModelCard, quality: str, steps: int, *, one_call: bool) -> 
             f"measured on this model's earlier {len(measured)}-step run",
         )
     if registered:
-        if one_call and not _two_experts(card):
+        if measurable:
             why = "; a standard run of this model measures the curve MagCache would use"
         else:
             why = "; MagCache needs one transformer running one schedule per call"
@@ -143,7 +145,7 @@ def plan_cache(card: ModelCard, quality: str, steps: int, *, one_call: bool) -> 
             note=f"TaylorSeer: after {TAYLOR_WARMUP} full steps the blocks run every {TAYLOR_INTERVAL}rd "
             "step and the output is extrapolated between",
         )
-    if card.family in TAYLOR_OUTPUTS:
+    if card.family in TAYLOR_OUTPUTS:  # only SkyReels' diffusion forcing runs them in more than one call
         return CacheChoice(
             None,
             note="no block cache (diffusion forcing denoises frames at different noise levels in one "
