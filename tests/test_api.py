@@ -516,6 +516,9 @@ def test_keys_commands(tmp_path: Path) -> None:
     assert "alice" in listed.stdout and secret not in listed.stdout
     assert runner.invoke(keys_app, ["revoke", "alice", *url]).exit_code == 0
     assert runner.invoke(keys_app, ["revoke", "alice", *url]).exit_code == 1
+    # The name comes back as typed, brackets and all (not read as console markup).
+    unknown = runner.invoke(keys_app, ["revoke", "al[red]ice", *url])
+    assert unknown.exit_code == 1 and "'al[red]ice'" in unknown.output
     assert store.active_key_count() == 0
     store.close()
 

@@ -130,8 +130,18 @@ def test_dry_run_prints_plan_and_writes_nothing(tmp_path, monkeypatch):
     assert files_in(tmp_path) == set()
 
 
+def test_dry_run_shows_brackets_as_written():
+    # Plan text is shown as words, not as console markup: "[red]" in a prompt, like the hint
+    # "pip install 'openreel[quant]'", must not vanish.
+    result = invoke("generate", "a [red] boat at [dawn]", "--model", "tiny-wan", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "a [red] boat at [dawn]" in " ".join(result.output.split())
+
+
 BAD_INPUTS = [
     (["--model", "sora-3"], "unknown model 'sora-3'"),
+    # An error echoes what was asked as written: its brackets are not console markup.
+    (["--model", "sora[red]"], "unknown model 'sora[red]'"),
     (["--style", "vaporwave"], "unknown style 'vaporwave'"),
     (["--seconds", "0"], "seconds must be more than 0"),
     (["--seconds", "25"], "tiny-wan makes at most 20 s (in windows of 5.06 s)"),

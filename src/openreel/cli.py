@@ -15,7 +15,9 @@ from typing import Annotated
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from openreel import __version__
@@ -119,7 +121,7 @@ def _mount_server_commands() -> None:
 
 
 def _fail(error: OpenreelError) -> None:
-    err_console.print(f"[bold red]Error:[/] {error.message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]Error:[/] {escape(error.message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(2 if error.status == 400 else 1)
 
 
@@ -321,7 +323,7 @@ def _say_default(engine, spec) -> None:
 
     note = default_choice(engine.hardware, spec.mode).note
     if note:
-        err_console.print(f"[yellow]Note:[/] {note}", soft_wrap=True)
+        err_console.print(f"[yellow]Note:[/] {escape(note)}", soft_wrap=True)
 
 
 @app.command()
@@ -863,7 +865,9 @@ def _print_plan(plan) -> None:
     ]
     table = Table(show_header=False, box=None)
     for key, value in rows:
-        table.add_row(f"[bold]{key}", value)
+        # Plain text, not markup: a prompt's or a hint's brackets ("openreel[quant]") are words
+        # (the same holds for errors, notes and verify's report: escape() there).
+        table.add_row(f"[bold]{key}", Text(value))
     console.print(table)
 
 
@@ -1048,13 +1052,13 @@ def verify(
         print(json.dumps(report.to_dict(), indent=2))
         return
     manifest = report.summary.split("; ", 1)[0]
-    console.print(f"[bold]manifest[/]: {manifest}", highlight=False)
+    console.print(f"[bold]manifest[/]: {escape(manifest)}", highlight=False)
     claims = report.manifest.to_dict().get("claims") or {}
     for key, value in claims.items():
-        console.print(f"  [bold]{key}[/]: {value}", highlight=False)
-    console.print(f"[bold]watermark[/]: {report.mark_summary}", highlight=False)
+        console.print(f"  [bold]{escape(str(key))}[/]: {escape(str(value))}", highlight=False)
+    console.print(f"[bold]watermark[/]: {escape(report.mark_summary)}", highlight=False)
     if report.record_summary:
-        console.print(f"[bold]on record[/]: {report.record_summary}", highlight=False)
+        console.print(f"[bold]on record[/]: {escape(report.record_summary)}", highlight=False)
 
 
 @app.command()

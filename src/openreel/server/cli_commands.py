@@ -7,12 +7,21 @@ import logging
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from openreel.errors import OpenreelError
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def _no_such_key(key: str) -> None:
+    err_console.print(
+        f"[red]error:[/red] no active key with id or name {escape(repr(key))} (`openreel keys list`)"
+    )
+    raise typer.Exit(1)
+
 
 _DB_HELP = "Database URL (default: SQLite in the openreel folder); postgresql://user@host/db for a team."
 
@@ -98,7 +107,7 @@ def serve_command(
 ) -> None:
     """Serve the OpenAI Videos API (point the openai SDK's base_url at http://HOST:PORT/v1)."""
     if executor not in ("local", "ray"):
-        err_console.print(f"[red]error:[/red] --executor is local or ray (got {executor!r})")
+        err_console.print(f"[red]error:[/red] --executor is local or ray (got {escape(repr(executor))})")
         raise typer.Exit(2)
     import uvicorn
 
@@ -136,7 +145,7 @@ def serve_command(
     try:
         check_bind(settings.host, store.active_key_count() > 0, settings.insecure_no_auth)
     except UnsafeBindError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         store.close()
         raise typer.Exit(2) from None
     if settings.executor == "ray" and not _join_ray(settings.ray_address):
@@ -172,7 +181,7 @@ def _join_ray(address: str) -> bool:
         err_console.print("[red]error:[/red] --executor ray needs Ray: pip install 'openreel[ray]'")
         return False
     except OpenreelError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         return False
     return True
 
@@ -206,7 +215,7 @@ def keys_create(
     try:
         record, secret = create_api_key(store, name)
     except ValueError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     finally:
         store.close()
@@ -274,7 +283,9 @@ def keys_webhook(
         err_console.print("[red]error:[/red] a webhook needs both --url and --secret (whsec_<base64>)")
         raise typer.Exit(2)
     if url and not url.startswith(("https://", "http://")):
-        err_console.print(f"[red]error:[/red] the webhook URL must be http:// or https:// (got {url!r})")
+        err_console.print(
+            f"[red]error:[/red] the webhook URL must be http:// or https:// (got {escape(repr(url))})"
+        )
         raise typer.Exit(2)
     store = _store(database_url)
     try:
@@ -282,8 +293,7 @@ def keys_webhook(
     finally:
         store.close()
     if not changed:
-        err_console.print(f"[red]error:[/red] no active key with id or name {key!r} (`openreel keys list`)")
-        raise typer.Exit(1)
+        _no_such_key(key)
     for record in changed:
         where = f"now go to {url}" if url else "go to the server's webhook again"
         err_console.print(f"{record.id} ({record.name}): its video events {where}", highlight=False)
@@ -304,8 +314,7 @@ def keys_revoke(
     finally:
         store.close()
     if not revoked:
-        err_console.print(f"[red]error:[/red] no active key with id or name {key!r} (`openreel keys list`)")
-        raise typer.Exit(1)
+        _no_such_key(key)
     for record in revoked:
         err_console.print(f"revoked {record.id} ({record.name})")
     if left == 0:
